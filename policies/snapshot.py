@@ -1,0 +1,236 @@
+"""The frozen picture of one pull request that every policy decides from.
+
+``bot/`` gathers it (GraphQL sweep or webhook payload, see ``policies.normalize``), the ledger
+stores it as JSON (``snapshot_to_json`` / ``snapshot_from_json``), and ``policies/`` decides from
+it. A snapshot is a value: two equal snapshots give equal decisions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class AuthorAssociation(StrEnum):
+    OWNER = "OWNER"
+    MEMBER = "MEMBER"
+    COLLABORATOR = "COLLABORATOR"
+    CONTRIBUTOR = "CONTRIBUTOR"
+    FIRST_TIMER = "FIRST_TIMER"
+    FIRST_TIME_CONTRIBUTOR = "FIRST_TIME_CONTRIBUTOR"
+    MANNEQUIN = "MANNEQUIN"
+    NONE = "NONE"
+
+
+WRITE_ASSOCIATIONS = frozenset(
+    {AuthorAssociation.OWNER, AuthorAssociation.MEMBER, AuthorAssociation.COLLABORATOR}
+)
+
+
+class Mergeable(StrEnum):
+    MERGEABLE = "MERGEABLE"
+    CONFLICTING = "CONFLICTING"
+    UNKNOWN = "UNKNOWN"
+
+
+class PullRequestState(StrEnum):
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    MERGED = "MERGED"
+
+
+class CheckOutcome(StrEnum):
+    """One check's result, folded from CheckRun conclusion/status and StatusContext state."""
+
+    SUCCESS = "success"
+    FAILURE = "failure"  # failure, timed_out, action_required, startup_failure, error
+    PENDING = "pending"  # queued, in_progress, waiting, expected, pending
+    NEUTRAL = "neutral"  # neutral, skipped, stale, cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    login: str
+    is_bot: bool = False  # GraphQL __typename == "Bot", or REST type == "Bot", or login ends in [bot]
+    association: AuthorAssociation = AuthorAssociation.NONE
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    name: str
+    outcome: CheckOutcome
+    url: str | None = None
+    kind: str = "check_run"  # "check_run" | "status"
+    completed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    id: int
+    author: Actor
+    state: str  # APPROVED | CHANGES_REQUESTED | COMMENTED | DISMISSED | PENDING
+    submitted_at: datetime | None
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Comment:
+    id: int
+    author: Actor
+    created_at: datetime
+    body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkedIssue:
+    number: int
+    state: str  # OPEN | CLOSED
+    state_reason: str | None = None  # COMPLETED | NOT_PLANNED | REOPENED | DUPLICATE
+    assignees: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestSnapshot:
+    """Everything the policies may look at for one PR at one moment."""
+
+    repository: str  # "owner/name"
+    number: int
+    title: str
+    author: Actor
+    created_at: datetime
+    updated_at: datetime
+    head_sha: str
+    head_ref: str = ""
+    base_ref: str = "main"
+    base_sha: str | None = None
+    node_id: str = ""
+    body: str = ""
+    state: PullRequestState = PullRequestState.OPEN
+    is_draft: bool = False
+    labels: tuple[str, ...] = ()
+    milestone: str | None = None
+    assignees: tuple[str, ...] = ()
+    review_requests: tuple[str, ...] = ()
+    mergeable: Mergeable = Mergeable.UNKNOWN
+    merge_state_status: str | None = None  # BEHIND|BLOCKED|CLEAN|DIRTY|DRAFT|HAS_HOOKS|UNKNOWN|UNSTABLE
+    review_decision: str | None = None  # APPROVED | CHANGES_REQUESTED | REVIEW_REQUIRED
+    checks_state: str | None = None  # statusCheckRollup.state: ERROR|EXPECTED|FAILURE|PENDING|SUCCESS
+    checks: tuple[CheckResult, ...] = ()
+    reviews: tuple[Review, ...] = ()
+    comments: tuple[Comment, ...] = ()
+    linked_issues: tuple[LinkedIssue, ...] = ()
+    auto_merge_enabled: bool = False
+    head_committed_at: datetime | None = None
+    additions: int = 0
+    deletions: int = 0
+    changed_files: int = 0
+    # True when the snapshot was built from partial data (a failed or truncated read):
+    # policies must then prefer watching over acting.
+    partial: bool = False
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def failing_checks(self) -> tuple[CheckResult, ...]:
+        return tuple(c for c in self.checks if c.outcome is CheckOutcome.FAILURE)
+
+    def fingerprint(self) -> str:
+        """A stable hash of what matters; ``updated_at`` and ``extra`` are left out on purpose,
+        so a bot's own write (which bumps updatedAt) does not count as a change."""
+        data = snapshot_to_json(self)
+        data.pop("updated_at", None)
+        data.pop("extra", None)
+        encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+        return hashlib.sha256(encoded).hexdigest()
+
+
+# --- JSON round trip --------------------------------------------------------------------------
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, tuple | list):
+        return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def snapshot_to_json(snapshot: PullRequestSnapshot) -> dict[str, Any]:
+    """A JSON-ready dict; ``snapshot_from_json`` inverts it exactly."""
+    result: dict[str, Any] = _encode(asdict(snapshot))
+    return result
+
+
+def _dt(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def _actor(data: dict[str, Any]) -> Actor:
+    return Actor(
+        login=data["login"],
+        is_bot=bool(data.get("is_bot", False)),
+        association=AuthorAssociation(data.get("association", "NONE")),
+    )
+
+
+def snapshot_from_json(data: dict[str, Any]) -> PullRequestSnapshot:
+    known = {f.name for f in fields(PullRequestSnapshot)}
+    values = {k: v for k, v in data.items() if k in known}
+    created = _dt(values["created_at"])
+    updated = _dt(values["updated_at"])
+    assert created is not None and updated is not None
+    values["created_at"] = created
+    values["updated_at"] = updated
+    values["head_committed_at"] = _dt(values.get("head_committed_at"))
+    values["author"] = _actor(values["author"])
+    values["state"] = PullRequestState(values.get("state", "OPEN"))
+    values["mergeable"] = Mergeable(values.get("mergeable", "UNKNOWN"))
+    for name in ("labels", "assignees", "review_requests"):
+        values[name] = tuple(values.get(name, ()))
+    values["checks"] = tuple(
+        CheckResult(
+            name=c["name"],
+            outcome=CheckOutcome(c["outcome"]),
+            url=c.get("url"),
+            kind=c.get("kind", "check_run"),
+            completed_at=_dt(c.get("completed_at")),
+        )
+        for c in values.get("checks", ())
+    )
+    values["reviews"] = tuple(
+        Review(
+            id=r["id"],
+            author=_actor(r["author"]),
+            state=r["state"],
+            submitted_at=_dt(r.get("submitted_at")),
+            body=r.get("body", ""),
+        )
+        for r in values.get("reviews", ())
+    )
+    values["comments"] = tuple(
+        Comment(
+            id=c["id"],
+            author=_actor(c["author"]),
+            created_at=_dt(c["created_at"]) or created,
+            body=c.get("body", ""),
+        )
+        for c in values.get("comments", ())
+    )
+    values["linked_issues"] = tuple(
+        LinkedIssue(
+            number=i["number"],
+            state=i["state"],
+            state_reason=i.get("state_reason"),
+            assignees=tuple(i.get("assignees", ())),
+        )
+        for i in values.get("linked_issues", ())
+    )
+    values["extra"] = dict(values.get("extra") or {})
+    return PullRequestSnapshot(**values)
