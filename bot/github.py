@@ -16,6 +16,7 @@ The retry decision (:func:`retry_decision`) is a pure function, tested from reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
@@ -221,10 +222,8 @@ class RateBudget:
             bucket.used = rate_limit["used"]
         reset = rate_limit.get("resetAt")
         if isinstance(reset, str):
-            try:
+            with contextlib.suppress(ValueError):
                 bucket.reset_at = datetime.fromisoformat(reset.replace("Z", "+00:00"))
-            except ValueError:
-                pass
 
     def block(self, until: datetime) -> None:
         if self.blocked_until is None or until > self.blocked_until:
