@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Index, LargeBinary, MetaData, UniqueConstraint
+from sqlalchemy import Index, LargeBinary, MetaData, Table, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -533,3 +533,8 @@ class MaintainerCommand(LedgerTable, table=True):
 
 
 ALL_TABLES = tuple(metadata.sorted_tables)
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    """The Core table of a model, whose ``.c`` columns type-check in SQL expressions."""
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]

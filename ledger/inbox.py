@@ -1,0 +1,244 @@
+"""The webhook inbox: store first, acknowledge, process later, never twice.
+
+The intake stores each delivery (``store_delivery`` or, batched, ``store_deliveries``) and only
+then answers 2xx. Workers ``claim_deliveries``, process them, and ``finish_delivery``. At start,
+``requeue_processing`` puts back what a crashed worker left half done.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+
+from ledger._sql import chunks, rowcount, upsert_insert
+from ledger.db import Ledger
+from ledger.models import DeliveryState, WebhookDelivery, table_of
+
+# Rows per INSERT: 10 columns each stays far below SQLite's and asyncpg's parameter limits.
+_INSERT_CHUNK = 1000
+_FINAL_STATES = {DeliveryState.PROCESSED, DeliveryState.IGNORED, DeliveryState.FAILED}
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingDelivery:
+    """A webhook delivery as received, before it is stored."""
+
+    delivery_id: str  # X-GitHub-Delivery
+    event: str  # X-GitHub-Event
+    payload: bytes  # the raw body, exactly as signed
+    received_at: datetime
+    action: str | None = None
+    installation_id: int | None = None
+    repository_full_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedDelivery:
+    """A stored delivery a worker now owns (state ``processing``)."""
+
+    id: int
+    delivery_id: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    repository_full_name: str | None
+    payload: bytes
+    received_at: datetime
+    attempts: int  # including this one
+
+
+def _row(delivery: IncomingDelivery) -> dict[str, object]:
+    return {
+        "delivery_id": delivery.delivery_id,
+        "event": delivery.event,
+        "action": delivery.action,
+        "installation_id": delivery.installation_id,
+        "repository_full_name": delivery.repository_full_name,
+        "received_at": delivery.received_at,
+        "payload": delivery.payload,
+        "state": DeliveryState.PENDING.value,
+        "attempts": 0,
+    }
+
+
+async def store_delivery(db: Ledger, delivery: IncomingDelivery) -> bool:
+    """Store one delivery; True when it is new, False for a redelivery (nothing is stored)."""
+    return (await store_deliveries(db, [delivery]))[0]
+
+
+async def store_deliveries(db: Ledger, deliveries: Sequence[IncomingDelivery]) -> list[bool]:
+    """Store many deliveries in one transaction (group commit); one flag per input, in order.
+
+    A flag is True when that input was stored now, False when its delivery id was already in
+    the inbox or appeared earlier in the same batch. Uses INSERT ... ON CONFLICT DO NOTHING, so
+    concurrent intakes racing on one delivery id store it exactly once. When this returns, the
+    rows are committed: only then may the intake acknowledge.
+    """
+    if not deliveries:
+        return []
+    table = table_of(WebhookDelivery)
+    inserted: set[str] = set()
+    async with db.transaction() as session:
+        for part in chunks([_row(d) for d in deliveries], _INSERT_CHUNK):
+            statement = (
+                upsert_insert(db.backend, table)
+                .values(part)
+                .on_conflict_do_nothing(index_elements=["delivery_id"])
+                .returning(table.c.delivery_id)
+            )
+            result = await session.execute(statement)
+            inserted.update(result.scalars().all())
+    flags = []
+    for delivery in deliveries:
+        if delivery.delivery_id in inserted:
+            flags.append(True)
+            inserted.discard(delivery.delivery_id)  # a second copy in the batch is a duplicate
+        else:
+            flags.append(False)
+    return flags
+
+
+async def claim_deliveries(
+    db: Ledger, worker: str, now: datetime, limit: int = 50
+) -> list[ClaimedDelivery]:
+    """Move up to ``limit`` pending deliveries, oldest first, to ``processing`` for ``worker``.
+
+    Each delivery is claimed by at most one worker: on PostgreSQL the candidates are locked
+    with FOR UPDATE SKIP LOCKED, so concurrent claimers take disjoint sets without waiting;
+    on SQLite the claim is one UPDATE inside a write-locked (IMMEDIATE) transaction.
+    Returns the claimed deliveries ordered by arrival; ``attempts`` counts this claim.
+    """
+    table = table_of(WebhookDelivery)
+    model = table.c
+    pending = (
+        select(model.id)
+        .where(model.state == DeliveryState.PENDING.value)
+        .order_by(model.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(table)
+        .where(model.id.in_(pending))
+        .values(
+            state=DeliveryState.PROCESSING.value,
+            worker=worker,
+            claimed_at=now,
+            attempts=model.attempts + 1,
+            error=None,
+        )
+        .returning(
+            model.id,
+            model.delivery_id,
+            model.event,
+            model.action,
+            model.installation_id,
+            model.repository_full_name,
+            model.payload,
+            model.received_at,
+            model.attempts,
+        )
+    )
+    async with db.transaction() as session:
+        rows = (await session.execute(statement)).all()
+    claimed = [ClaimedDelivery(*row) for row in rows]
+    return sorted(claimed, key=lambda delivery: delivery.id)
+
+
+async def finish_delivery(
+    db: Ledger,
+    id: int,
+    state: DeliveryState,
+    now: datetime,
+    error: str | None = None,
+    worker: str | None = None,
+) -> bool:
+    """Record the end of processing: ``processed``, ``ignored`` (with why in ``error``) or
+    ``failed`` (with the error). Only a delivery still in ``processing`` (and, when ``worker``
+    is given, claimed by that worker) changes; returns whether it did.
+    """
+    if state not in _FINAL_STATES:
+        raise ValueError(f"finish_delivery needs processed, ignored or failed, not {state!r}")
+    table = table_of(WebhookDelivery)
+    model = table.c
+    conditions = [model.id == id, model.state == DeliveryState.PROCESSING.value]
+    if worker is not None:
+        conditions.append(model.worker == worker)
+    statement = (
+        update(table).where(*conditions).values(state=state.value, processed_at=now, error=error)
+    )
+    async with db.transaction() as session:
+        result = await session.execute(statement)
+    return rowcount(result) > 0
+
+
+async def requeue_processing(
+    db: Ledger, claimed_before: datetime | None = None, worker: str | None = None
+) -> int:
+    """Put deliveries left in ``processing`` back to ``pending``; returns how many.
+
+    Run at start. With several replicas sharing one PostgreSQL, bound it (``claimed_before``
+    an old enough time, or ``worker`` the dead worker's name) so that live workers keep theirs.
+    """
+    table = table_of(WebhookDelivery)
+    model = table.c
+    conditions = [model.state == DeliveryState.PROCESSING.value]
+    if claimed_before is not None:
+        conditions.append(model.claimed_at < claimed_before)
+    if worker is not None:
+        conditions.append(model.worker == worker)
+    statement = update(table).where(*conditions).values(state=DeliveryState.PENDING.value)
+    async with db.transaction() as session:
+        result = await session.execute(statement)
+    return rowcount(result)
+
+
+async def requeue_failed(db: Ledger, max_attempts: int) -> int:
+    """Put ``failed`` deliveries with fewer than ``max_attempts`` attempts back to ``pending``."""
+    table = table_of(WebhookDelivery)
+    model = table.c
+    statement = (
+        update(table)
+        .where(model.state == DeliveryState.FAILED.value, model.attempts < max_attempts)
+        .values(state=DeliveryState.PENDING.value)
+    )
+    async with db.transaction() as session:
+        result = await session.execute(statement)
+    return rowcount(result)
+
+
+async def count_by_state(db: Ledger) -> dict[DeliveryState, int]:
+    """How many deliveries are in each state (every state present, zero when none)."""
+    table = table_of(WebhookDelivery)
+    model = table.c
+    statement = select(model.state, func.count()).group_by(model.state)
+    async with db.transaction() as session:
+        rows = (await session.execute(statement)).all()
+    counts = dict.fromkeys(DeliveryState, 0)
+    for state, count in rows:
+        counts[DeliveryState(state)] = int(count)
+    return counts
+
+
+async def oldest_pending_received_at(db: Ledger) -> datetime | None:
+    """When the oldest still-pending delivery arrived (the backlog's age), or None."""
+    table = table_of(WebhookDelivery)
+    model = table.c
+    statement = select(func.min(model.received_at)).where(
+        model.state == DeliveryState.PENDING.value
+    )
+    async with db.transaction() as session:
+        value = (await session.execute(statement)).scalar_one_or_none()
+    return value
+
+
+async def get_delivery(db: Ledger, delivery_id: str) -> WebhookDelivery | None:
+    """The stored row for an ``X-GitHub-Delivery`` id, or None."""
+    column = table_of(WebhookDelivery).c.delivery_id
+    statement = select(WebhookDelivery).where(column == delivery_id)
+    async with db.transaction() as session:
+        return (await session.execute(statement)).scalar_one_or_none()
