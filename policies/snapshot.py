@@ -128,6 +128,8 @@ class PullRequestSnapshot:
     additions: int = 0
     deletions: int = 0
     changed_files: int = 0
+    # Paths the PR touches, when read (files(first: 100)); empty = not read. Risk rules use it.
+    changed_paths: tuple[str, ...] = ()
     # True when the snapshot was built from partial data (a failed or truncated read):
     # policies must then prefer watching over acting.
     partial: bool = False
@@ -192,7 +194,7 @@ def snapshot_from_json(data: dict[str, Any]) -> PullRequestSnapshot:
     values["author"] = _actor(values["author"])
     values["state"] = PullRequestState(values.get("state", "OPEN"))
     values["mergeable"] = Mergeable(values.get("mergeable", "UNKNOWN"))
-    for name in ("labels", "assignees", "review_requests"):
+    for name in ("labels", "assignees", "review_requests", "changed_paths"):
         values[name] = tuple(values.get(name, ()))
     values["checks"] = tuple(
         CheckResult(
