@@ -100,7 +100,6 @@ class Risk(_Model):
 
     allow_close: bool = False
     allow_workflow_files: bool = False
-    allow_convert_to_draft: bool = False
 
 
 class Cooldowns(_Model):
