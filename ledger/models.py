@@ -480,7 +480,7 @@ class ApiUsage(LedgerTable, table=True):
     id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     installation_id: int | None = Field(default=None, sa_type=BigId)
     resource: str
-    limit: int | None = None
+    limit: int | None = None  # "limit" is quoted by SQLAlchemy; ledger/watching.py uses it
     remaining: int | None = None
     used: int | None = None
     cost: int | None = None
