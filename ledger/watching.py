@@ -55,3 +55,9 @@ async def record_api_usage(
     }
     async with db.transaction() as session:
         await session.execute(insert(table_of(ApiUsage)).values(values))
+
+
+async def ping(db: Ledger) -> bool:
+    """True when the ledger answers a trivial query (readiness)."""
+    async with db.transaction() as session:
+        return bool((await session.execute(select(1))).scalar_one() == 1)
