@@ -59,6 +59,9 @@ ZOMBIE_SILENCED = NEW_COMMENT_KINDS | {
     CandidateKind.CONVERT_TO_DRAFT,
 }
 
+# Kinds that spend effort on the code (not worth it on a PR that is being closed).
+WORK_KINDS = frozenset({CandidateKind.ESCALATE, CandidateKind.RERUN})
+
 
 class Suppression(StrEnum):
     """Why a candidate is not performed. The ledger stores ``suppressed_<value>``."""
@@ -68,6 +71,7 @@ class Suppression(StrEnum):
     BUDGET = "budget"
     STOP_LOSS = "stop_loss"
     ZOMBIE = "zombie"
+    CLOSING = "closing"
     PAUSED = "paused"
     PARTIAL = "partial"
     RISK = "risk"
@@ -586,7 +590,7 @@ def _apply_common_suppressions(
     now: datetime,
     done_keys: frozenset[str],
 ) -> Candidate:
-    # Precedence: partial > paused > zombie > duplicate > the rule-specific suppressions.
+    # Precedence: partial > paused > zombie/closing > duplicate > the rule-specific suppressions.
     if candidate.key in done_keys:
         candidate = candidate.suppress(
             Suppression.DUPLICATE,
@@ -597,6 +601,13 @@ def _apply_common_suppressions(
     if tier.tier is Tier.ZOMBIE and candidate.kind in ZOMBIE_SILENCED:
         candidate = candidate.suppress(
             Suppression.ZOMBIE, "zombie.silent", tier.reason, overrides=True
+        )
+    if tier.tier is Tier.CLOSING and candidate.kind in WORK_KINDS:
+        candidate = candidate.suppress(
+            Suppression.CLOSING,
+            "closing.no-work",
+            "the PR is on its way to closing: no agent work is spent on it",
+            overrides=True,
         )
     if history.commands.paused:
         candidate = candidate.suppress(
