@@ -466,6 +466,11 @@ class GitHubApp:
             user_agent="prsteward",
         )
 
+    @property
+    def installations(self) -> list[InstallationClient]:
+        """The installation clients made so far (their budgets, request counts)."""
+        return list(self._installations.values())
+
     def installation(self, installation_id: int) -> InstallationClient:
         client = self._installations.get(installation_id)
         if client is None:

@@ -1,0 +1,183 @@
+"""The poller: runs reconciliation cycles on a schedule (APScheduler 3.11 ``AsyncIOScheduler``)
+in exactly one process.
+
+Leadership: ``ledger.leader.LeaderLock`` (a PostgreSQL advisory lock on a dedicated connection;
+always granted on SQLite). A replica that is not the leader retries every ``leader_retry``
+seconds and takes over when the leader's connection dies. The scheduler runs only while the lock
+is held.
+
+Each cycle: rediscover installations and repositories when due, then reconcile every watched
+repository: a full sweep when the last complete one is older than ``full_interval`` (or the
+repository was just added), else the cheap change check plus the dirty PRs. When the rate
+budget runs low the interval stretches (``RateBudget.poll_delay_factor``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.github import GitHubError
+from bot.reconcile import Reconciler, RepoResult
+from ledger.db import Ledger
+from ledger.leader import LeaderLock
+from ledger.models import Repository
+
+log = logging.getLogger("prsteward.poller")
+
+CYCLE_JOB = "reconcile-cycle"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def wants_full_sweep(
+    row: Repository | None, now: datetime, full_interval: timedelta, backfill: set[str]
+) -> bool:
+    """A repository needs a full sweep when it was just added, never swept completely, or its
+    last complete sweep is older than ``full_interval``."""
+    if row is None or row.full_name in backfill or row.last_sweep_ok_at is None:
+        return True
+    return now - row.last_sweep_ok_at >= full_interval
+
+
+class Poller:
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        db: Ledger,
+        *,
+        interval: float = 60.0,
+        full_interval: float = 3600.0,
+        discover_interval: float = 600.0,
+        leader_retry: float = 15.0,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.reconciler = reconciler
+        self.db = db
+        self.interval = interval
+        self.full_interval = timedelta(seconds=full_interval)
+        self.discover_interval = timedelta(seconds=discover_interval)
+        self.leader_retry = leader_retry
+        self.clock = clock
+        self.leader = LeaderLock(db)
+        self.scheduler: AsyncIOScheduler | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._backfill: set[str] = set()
+        self._last_discover: datetime | None = None
+        self._factor = 1.0
+        self.cycles = 0
+        self.last_results: list[RepoResult] = []
+        self.cycle_done = asyncio.Event()
+
+    @property
+    def is_leader(self) -> bool:
+        return self.leader.held
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._lead(), name="poller-leadership")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._stop_scheduler()
+        await self.leader.release()
+
+    def sweep_soon(self, repositories: list[str]) -> None:
+        """Repositories just added to an installation: sweep them fully in the next cycle, now."""
+        self._backfill.update(repositories)
+        self._last_discover = None  # learn their installation
+        if self.scheduler is not None and self.scheduler.running:
+            with contextlib.suppress(Exception):
+                self.scheduler.modify_job(CYCLE_JOB, next_run_time=datetime.now(UTC))
+
+    async def _lead(self) -> None:
+        while True:
+            try:
+                leading = await self.leader.try_acquire()
+            except Exception as error:  # noqa: BLE001 - the ledger blipped; try again later
+                log.warning("leader election failed: %r", error)
+                leading = False
+            if leading and self.scheduler is None:
+                log.info("this process leads the poller")
+                self._start_scheduler()
+            elif not leading and self.scheduler is not None:
+                log.warning("lost poller leadership; stopping the scheduler")
+                self._stop_scheduler()
+            await asyncio.sleep(self.leader_retry)
+
+    def _start_scheduler(self) -> None:
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        scheduler.add_job(
+            self.cycle,
+            IntervalTrigger(seconds=self.interval, timezone=UTC),
+            id=CYCLE_JOB,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=None,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+
+    def _stop_scheduler(self) -> None:
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.shutdown(wait=False)
+            self.scheduler = None
+
+    async def cycle(self) -> list[RepoResult]:
+        """One reconciliation cycle (the scheduled job); never raises."""
+        now = self.clock()
+        backfill = set(self._backfill)
+        try:
+            discover = self._last_discover is None or now - self._last_discover >= (
+                self.discover_interval
+            )
+            if discover:
+                try:
+                    await self.reconciler.discover()
+                    self._last_discover = now
+                except GitHubError as error:
+                    log.warning("discovering installations failed: %s", error)
+            results = await self.reconciler.run_cycle(
+                full=lambda row: wants_full_sweep(row, now, self.full_interval, backfill)
+            )
+        except Exception:
+            log.exception("reconcile cycle failed")
+            results = []
+        self._backfill -= backfill
+        self.cycles += 1
+        self.last_results = results
+        for result in results:
+            if result.read or result.errors or result.closed:
+                log.info("%s", result.describe())
+        self._adapt_interval()
+        self.cycle_done.set()
+        return results
+
+    def _adapt_interval(self) -> None:
+        """Stretch the interval while any installation's budget is low."""
+        factor = max(
+            (c.budget.poll_delay_factor() for c in self.reconciler.app.installations),
+            default=1.0,
+        )
+        if factor == self._factor or self.scheduler is None:
+            return
+        self._factor = factor
+        log.info("rate budget: polling every %.0fs", self.interval * factor)
+        with contextlib.suppress(Exception):
+            self.scheduler.reschedule_job(
+                CYCLE_JOB,
+                trigger=IntervalTrigger(seconds=self.interval * factor, timezone=UTC),
+            )

@@ -1,0 +1,437 @@
+"""Reconciliation: make the ledger agree with GitHub for one repository, cheaply.
+
+Per repository and cycle:
+
+1. **Cheap change check** (skipped on a full sweep): one conditional REST request,
+   ``GET /repos/{o}/{r}/pulls?state=open&sort=updated&direction=desc&per_page=1`` with
+   ``If-None-Match`` / ``If-Modified-Since``. A 304 (free on GitHub) means no open PR was
+   updated; a 200 whose ``Last-Modified`` equals the stored one means the same (the ETag changed
+   only because the token rotated).
+2. **Changed** -> an incremental read: ``OpenPullRequests`` pages, newest update first, until a
+   page reaches PRs not updated since the last check.
+   **Full sweep** -> every page (100 PRs a page). Open PRs the ledger knows but the sweep did
+   not see are read by number: they were closed, merged, or moved while the sweep paginated.
+3. **Dirty PRs** (marked by webhooks; checks changing do not bump ``updatedAt``) not read in
+   step 2 -> ``pull_requests_by_number`` in chunks.
+
+Every read is normalised (``policies.normalize``) and recorded; the ledger appends an
+observation only when the fingerprint changed. A quiet repository with nothing dirty costs one
+conditional request and no GraphQL points.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.github import GitHubApp, GitHubError, InstallationClient, RateLimited
+from bot.queries import OPEN_PULL_REQUESTS, pull_requests_by_number
+from ledger import pulls, repositories
+from ledger.db import Ledger
+from ledger.models import ObservationSource, Repository
+from policies.normalize import NormalizeError, from_graphql
+from policies.snapshot import PullRequestSnapshot, snapshot_to_json
+
+log = logging.getLogger("prsteward.reconcile")
+
+BY_NUMBER_CHUNK = 25  # PRs per pull_requests_by_number query
+INCREMENTAL_SLACK = timedelta(minutes=2)  # clock skew between us and GitHub
+OPEN_PAGE_COST = 11  # points per OpenPullRequests page (see bot/queries.py)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- repository selection (pure) -------------------------------------------------------------
+
+
+def _patterns(text: str | Iterable[str] | None) -> list[str]:
+    if text is None:
+        return []
+    items = text.split(",") if isinstance(text, str) else list(text)
+    return [p.strip().lower() for p in items if p and p.strip()]
+
+
+@dataclass(frozen=True, slots=True)
+class RepositoryFilter:
+    """Allowlist and ignorelist of ``owner/name`` glob patterns (``acme/*``). An empty allowlist
+    allows everything; the ignorelist wins."""
+
+    allow: tuple[str, ...] = ()
+    ignore: tuple[str, ...] = ()
+
+    @classmethod
+    def from_text(cls, allow: str | None, ignore: str | None) -> RepositoryFilter:
+        return cls(tuple(_patterns(allow)), tuple(_patterns(ignore)))
+
+    def __call__(self, full_name: str) -> bool:
+        name = full_name.lower()
+        if any(fnmatch.fnmatchcase(name, p) for p in self.ignore):
+            return False
+        return not self.allow or any(fnmatch.fnmatchcase(name, p) for p in self.allow)
+
+
+# --- results -----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RepoResult:
+    repository: str
+    mode: str = "check"  # check | incremental | full | dirty
+    unchanged: bool = False  # the cheap check said nothing moved
+    read: int = 0  # PR snapshots read
+    changed: list[int] = field(default_factory=list)  # new observations
+    closed: list[int] = field(default_factory=list)
+    requests: int = 0
+    graphql_cost: int = 0
+    errors: list[str] = field(default_factory=list)
+    rescheduled_until: datetime | None = None
+
+    def describe(self) -> str:
+        parts = [f"{self.repository}: {self.mode}"]
+        if self.unchanged:
+            parts.append("unchanged (304)")
+        parts.append(f"read {self.read}")
+        if self.changed:
+            parts.append("changed #" + ", #".join(str(n) for n in self.changed[:20]))
+            if len(self.changed) > 20:
+                parts.append(f"(+{len(self.changed) - 20} more)")
+        if self.closed:
+            parts.append("closed #" + ", #".join(str(n) for n in self.closed))
+        parts.append(f"{self.requests} requests, {self.graphql_cost} GraphQL points")
+        if self.rescheduled_until:
+            parts.append(f"rate limited until {self.rescheduled_until.isoformat()}")
+        parts.extend(f"error: {e}" for e in self.errors)
+        return "; ".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class RepoTarget:
+    full_name: str
+    installation_id: int
+
+
+# --- the reconciler ----------------------------------------------------------------------------
+
+
+class Reconciler:
+    def __init__(
+        self,
+        app: GitHubApp,
+        db: Ledger,
+        *,
+        repository_allowed: Callable[[str], bool] = lambda _name: True,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.app = app
+        self.db = db
+        self.repository_allowed = repository_allowed
+        self.clock = clock
+
+    # -- discovery
+
+    async def discover(self) -> list[RepoTarget]:
+        """Installations and their repositories from GitHub into the ledger (allowlist applied
+        before anything about a repository is fetched)."""
+        now = self.clock()
+        targets: list[RepoTarget] = []
+        for installation in await self.app.list_installations():
+            installation_id = installation.get("id")
+            if not isinstance(installation_id, int):
+                continue
+            account = installation.get("account") or {}
+            await repositories.upsert_installation(
+                self.db,
+                installation_id,
+                str(account.get("login") or ""),
+                now,
+                account_type=str(account.get("type") or "Organization"),
+                suspended=installation.get("suspended_at") is not None,
+            )
+            if installation.get("suspended_at") is not None:
+                continue
+            for repo in await self.app.list_repositories(installation_id):
+                name = repo.get("full_name")
+                if not isinstance(name, str):
+                    continue
+                allowed = self.repository_allowed(name)
+                await repositories.upsert_repository(
+                    self.db,
+                    name,
+                    now,
+                    installation_id=installation_id,
+                    github_id=repo.get("id") if isinstance(repo.get("id"), int) else None,
+                    default_branch=str(repo.get("default_branch") or "main"),
+                    archived=bool(repo.get("archived")),
+                    private=bool(repo.get("private")),
+                )
+                await repositories.set_repository_ignored(self.db, name, not allowed, now)
+                if allowed and not repo.get("archived"):
+                    targets.append(RepoTarget(name, installation_id))
+        return targets
+
+    async def known_targets(self, only: str | None = None) -> list[RepoTarget]:
+        """Repositories the ledger knows, watched and not removed."""
+        rows = await repositories.list_repositories(self.db)
+        return [
+            RepoTarget(r.full_name, r.installation_id)
+            for r in rows
+            if r.installation_id is not None
+            and not r.ignored
+            and not r.archived
+            and self.repository_allowed(r.full_name)
+            and (only is None or r.full_name.lower() == only.lower())
+        ]
+
+    # -- one repository
+
+    async def reconcile_repository(self, target: RepoTarget, *, full: bool = False) -> RepoResult:
+        """One cycle for one repository; never raises for GitHub trouble (it is in the result,
+        and what was not read stays dirty for the next cycle)."""
+        result = RepoResult(target.full_name, mode="full" if full else "check")
+        client = self.app.installation(target.installation_id)
+        sent_before = client.requests_sent
+        started = self.clock()
+        try:
+            row = await repositories.get_repository(self.db, target.full_name)
+            if full:
+                await self._sweep(client, target, result, started, row, full=True)
+            else:
+                changed = await self._cheap_check(client, target, result, row)
+                if changed:
+                    result.mode = "incremental"
+                    await self._sweep(client, target, result, started, row, full=False)
+            await self._read_dirty(client, target, result, started)
+        except RateLimited as error:
+            result.rescheduled_until = error.until
+            result.errors.append(str(error))
+        except GitHubError as error:
+            result.errors.append(str(error))
+            if full:
+                await repositories.record_sweep(
+                    self.db, target.full_name, started, ok=False, error=str(error)[:500]
+                )
+        result.requests = client.requests_sent - sent_before
+        return result
+
+    async def _cheap_check(
+        self,
+        client: InstallationClient,
+        target: RepoTarget,
+        result: RepoResult,
+        row: Repository | None,
+    ) -> bool:
+        headers: dict[str, str] = {}
+        if row is not None and row.poll_etag:
+            headers["If-None-Match"] = row.poll_etag
+        if row is not None and row.poll_last_modified:
+            headers["If-Modified-Since"] = row.poll_last_modified
+        checked_at = self.clock()
+        response = await client.request(
+            "GET",
+            f"/repos/{target.full_name}/pulls",
+            params={"state": "open", "sort": "updated", "direction": "desc", "per_page": 1},
+            headers=headers,
+        )
+        if response.status_code == 304:
+            result.unchanged = True
+            await repositories.record_poll_check(
+                self.db,
+                target.full_name,
+                checked_at,
+                row.poll_etag if row else None,
+                row.poll_last_modified if row else None,
+            )
+            return False
+        if response.status_code >= 400:
+            raise GitHubError(
+                f"change check HTTP {response.status_code}", status=response.status_code
+            )
+        etag = response.headers.get("etag")
+        last_modified = response.headers.get("last-modified")
+        await repositories.record_poll_check(
+            self.db, target.full_name, checked_at, etag, last_modified
+        )
+        first_time = row is None or row.last_sweep_ok_at is None
+        if first_time:
+            result.mode = "full"
+            return True
+        if last_modified and row is not None and last_modified == row.poll_last_modified:
+            result.unchanged = True  # a new token, same content
+            return False
+        return True
+
+    async def _sweep(
+        self,
+        client: InstallationClient,
+        target: RepoTarget,
+        result: RepoResult,
+        started: datetime,
+        row: Repository | None,
+        *,
+        full: bool,
+    ) -> None:
+        owner, name = target.full_name.split("/", 1)
+        full = full or result.mode == "full" or row is None or row.last_sweep_ok_at is None
+        since = (row.last_checked_at if row is not None else None) if not full else None
+        seen: set[int] = set()
+        cursor: str | None = None
+        complete = False
+        while True:
+            answer = await client.graphql(
+                OPEN_PULL_REQUESTS, {"owner": owner, "name": name, "cursor": cursor}
+            )
+            result.graphql_cost += answer.cost or 0
+            repository = answer.data.get("repository")
+            if not isinstance(repository, Mapping):
+                raise GitHubError(f"repository {target.full_name} not visible: {answer.errors}")
+            connection = repository.get("pullRequests") or {}
+            nodes = [n for n in connection.get("nodes") or [] if isinstance(n, Mapping)]
+            oldest: datetime | None = None
+            for node in nodes:
+                snapshot = self._normalise(target.full_name, node, result)
+                if snapshot is None:
+                    continue
+                seen.add(snapshot.number)
+                oldest = snapshot.updated_at
+                await self._record(snapshot, result)
+            page_info = connection.get("pageInfo") or {}
+            if not page_info.get("hasNextPage"):
+                complete = True
+                break
+            if since is not None and oldest is not None and oldest < since - INCREMENTAL_SLACK:
+                break  # the rest were not updated since the last check
+            cursor = page_info.get("endCursor")
+            if not isinstance(cursor, str):
+                break
+        if full and complete:
+            # Open in the ledger, absent from the open set: read them to learn why.
+            known_open = {p.number for p in await pulls.list_open(self.db, target.full_name)}
+            missing = sorted(known_open - seen)
+            found = await self._read_numbers(client, target, missing, result)
+            gone = [n for n in missing if n not in found]
+            if gone:
+                result.closed.extend(
+                    await pulls.close_unseen(
+                        self.db, target.full_name, seen | found, started, self.clock()
+                    )
+                )
+            await pulls.clear_dirty(self.db, target.full_name, seen | found, started)
+            await repositories.record_sweep(self.db, target.full_name, started, ok=True)
+        else:
+            await pulls.clear_dirty(self.db, target.full_name, seen, started)
+        if full and complete is False:
+            await repositories.record_sweep(
+                self.db, target.full_name, started, ok=False, error="sweep stopped early"
+            )
+
+    async def _read_dirty(
+        self, client: InstallationClient, target: RepoTarget, result: RepoResult, started: datetime
+    ) -> None:
+        dirty = [
+            d.number
+            for d in await pulls.list_dirty(self.db, target.full_name)
+            if d.since is None or d.since <= started
+        ]
+        if not dirty:
+            return
+        if result.mode == "check":
+            result.mode = "dirty"
+        found = await self._read_numbers(client, target, dirty, result)
+        await pulls.clear_dirty(self.db, target.full_name, found, started)
+        missing = [n for n in dirty if n not in found]
+        if missing:
+            # Not a PR (or deleted): nothing more to learn; do not ask again every cycle.
+            await pulls.clear_dirty(self.db, target.full_name, missing, started)
+
+    async def _read_numbers(
+        self,
+        client: InstallationClient,
+        target: RepoTarget,
+        numbers: Sequence[int],
+        result: RepoResult,
+    ) -> set[int]:
+        """Read these PRs by number (any state); returns the numbers GitHub knew."""
+        owner, name = target.full_name.split("/", 1)
+        found: set[int] = set()
+        for start in range(0, len(numbers), BY_NUMBER_CHUNK):
+            chunk = list(numbers[start : start + BY_NUMBER_CHUNK])
+            answer = await client.graphql(
+                pull_requests_by_number(chunk), {"owner": owner, "name": name}
+            )
+            result.graphql_cost += answer.cost or 0
+            repository = answer.data.get("repository")
+            if not isinstance(repository, Mapping):
+                raise GitHubError(f"repository {target.full_name} not visible: {answer.errors}")
+            for number in chunk:
+                node = repository.get(f"pr{number}")
+                if not isinstance(node, Mapping):
+                    continue
+                snapshot = self._normalise(target.full_name, node, result)
+                if snapshot is None:
+                    continue
+                found.add(number)
+                await self._record(snapshot, result)
+                if snapshot.state.value != "OPEN":
+                    result.closed.append(number)
+        return found
+
+    def _normalise(
+        self, repository: str, node: Mapping[str, Any], result: RepoResult
+    ) -> PullRequestSnapshot | None:
+        try:
+            return from_graphql(repository, node)
+        except (NormalizeError, ValueError, TypeError) as error:
+            result.errors.append(f"#{node.get('number')}: {error}")
+            return None
+
+    async def _record(self, snapshot: PullRequestSnapshot, result: RepoResult) -> None:
+        result.read += 1
+        changed = await pulls.record_snapshot(
+            self.db,
+            snapshot.repository,
+            snapshot.number,
+            snapshot_to_json(snapshot),
+            snapshot.fingerprint(),
+            ObservationSource.POLL,
+            self.clock(),
+        )
+        if changed:
+            result.changed.append(snapshot.number)
+
+    # -- a whole cycle
+
+    async def run_cycle(
+        self,
+        *,
+        only: str | None = None,
+        full: bool | Callable[[Repository | None], bool] = False,
+        discover: bool = False,
+    ) -> list[RepoResult]:
+        """One cycle over every watched repository (or ``only``)."""
+        if discover:
+            await self.discover()
+        results: list[RepoResult] = []
+        for target in await self.known_targets(only):
+            client = self.app.installation(target.installation_id)
+            now = self.clock()
+            if not client.budget.may_spend("rest", 1, now) or not client.budget.may_spend(
+                "graphql", OPEN_PAGE_COST, now
+            ):
+                skipped = RepoResult(target.full_name, mode="skipped")
+                skipped.rescheduled_until = client.budget.resume_at("graphql", now)
+                skipped.errors.append("rate budget reserve reached")
+                results.append(skipped)
+                continue
+            if callable(full):
+                row = await repositories.get_repository(self.db, target.full_name)
+                wants_full = full(row)
+            else:
+                wants_full = full
+            results.append(await self.reconcile_repository(target, full=wants_full))
+        return results
