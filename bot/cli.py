@@ -73,6 +73,86 @@ def db_current() -> None:
     typer.echo(f"ledger at revision {revision or '(empty)'}; newest {head}: {state}")
 
 
+# --- watching (issue 4): serve, reconcile -----------------------------------------------------
+
+
+def _configure_logging(level: str) -> None:
+    import logging
+
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=None
+    )
+
+
+@app.command("serve")
+def serve() -> None:
+    """Serve /webhooks, /healthz and /readyz, and run the poller (one leader per ledger)."""
+    import asyncio
+
+    from bot.service import ServiceConfigError
+    from bot.service import serve as run_serve
+    from bot.settings import fail, load_settings
+    from ledger.db import LedgerURLError
+
+    settings = load_settings()
+    _configure_logging(settings.log_level)
+    try:
+        asyncio.run(run_serve(settings))
+    except ServiceConfigError as error:
+        fail(str(error))
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command("reconcile")
+def reconcile(
+    repo: str | None = typer.Option(None, "--repo", help="Only this repository (OWNER/NAME)."),
+    full: bool = typer.Option(False, "--full", help="A full sweep instead of the cheap check."),
+) -> None:
+    """Run one reconciliation cycle against GitHub and print what changed."""
+    import asyncio
+
+    from bot.github import GitHubError
+    from bot.reconcile import RepoResult
+    from bot.service import Service, ServiceConfigError
+    from bot.settings import fail, load_settings
+    from ledger.db import LedgerURLError
+
+    settings = load_settings()
+    _configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
+    if repo is not None and repo.count("/") != 1:
+        fail(f"prsteward: --repo wants OWNER/NAME, got {repo!r}")
+
+    async def run() -> list[RepoResult]:
+        service = await Service.open(settings, need_app=True)
+        try:
+            return await service.reconcile_once(repo=repo, full=full)
+        finally:
+            await service.close()
+
+    try:
+        results = asyncio.run(run())
+    except ServiceConfigError as error:
+        fail(str(error))
+    except GitHubError as error:
+        fail(f"prsteward: GitHub: {error}")
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    if not results:
+        typer.echo("no watched repository" + (f" named {repo}" if repo else ""))
+        raise typer.Exit(1 if repo else 0)
+    for result in results:
+        typer.echo(result.describe())
+    if any(result.errors for result in results):
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

@@ -51,6 +51,23 @@ class Settings(BaseSettings):
         20.0, gt=0, le=300, description="Timeout of every GitHub request."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+    # --- watching (issue 4) ---
+    repository_allowlist: str = Field(
+        "", description="Comma-separated owner/name globs to watch (empty: every repository)."
+    )
+    repository_ignorelist: str = Field(
+        "", description="Comma-separated owner/name globs never to watch (wins over the allowlist)."
+    )
+    poll_interval_seconds: float = Field(
+        60.0, gt=0, description="Seconds between reconcile cycles (cheap check + dirty PRs)."
+    )
+    full_sweep_interval_seconds: float = Field(
+        3600.0, gt=0, description="Seconds between full sweeps of a repository."
+    )
+    webhook_workers: int = Field(2, ge=1, le=32, description="Inbox workers per process.")
+    typed_webhook_parse: bool = Field(
+        True, description="Also parse deliveries with githubkit's typed models (raw dict fallback)."
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -1,0 +1,140 @@
+"""Wiring for ``prsteward serve`` and ``prsteward reconcile``: settings in, running parts out.
+
+Kept out of ``bot/cli.py`` so tests can start the same thing in process::
+
+    service = await Service.open(settings)       # runs migrations, opens the ledger
+    async with service.server.running(host, port) as url: ...
+    results = await service.reconcile_once(repo="acme/widgets")
+    await service.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from bot.github import GitHubApp, app_from_settings
+from bot.poller import Poller, wants_full_sweep
+from bot.reconcile import Reconciler, RepoResult, RepositoryFilter
+from bot.server import Background, Server
+from bot.settings import Settings
+from ledger.db import Ledger
+from ledger.migrate import upgrade_async
+
+log = logging.getLogger("prsteward.service")
+
+INSECURE_WARNING = (
+    "prsteward: WARNING: PRSTEWARD_INSECURE_NO_WEBHOOK_SECRET=1: webhook signatures are NOT "
+    "checked; anyone who can reach /webhooks can feed this process. Never in production."
+)
+
+
+class ServiceConfigError(Exception):
+    """The settings do not allow starting (message says which variable to set)."""
+
+
+def webhook_secret_of(settings: Settings) -> str | None:
+    """The secret, or None when running insecurely on purpose; refuses otherwise."""
+    if settings.webhook_secret is not None and settings.webhook_secret.get_secret_value():
+        return settings.webhook_secret.get_secret_value()
+    if settings.insecure_no_webhook_secret:
+        return None
+    raise ServiceConfigError(
+        "prsteward: refusing to start without PRSTEWARD_WEBHOOK_SECRET "
+        "(set PRSTEWARD_INSECURE_NO_WEBHOOK_SECRET=1 to accept unsigned webhooks, for local use only)"
+    )
+
+
+@dataclass
+class Service:
+    settings: Settings
+    db: Ledger
+    app: GitHubApp | None
+    reconciler: Reconciler | None
+    poller: Poller | None
+    repository_filter: RepositoryFilter
+
+    @classmethod
+    async def open(cls, settings: Settings, *, need_app: bool = False) -> Service:
+        """Migrate and open the ledger; build the App client when credentials are set."""
+        await upgrade_async(settings.database_url)
+        db = Ledger(settings.database_url)
+        repository_filter = RepositoryFilter.from_text(
+            settings.repository_allowlist, settings.repository_ignorelist
+        )
+        app: GitHubApp | None = None
+        reconciler: Reconciler | None = None
+        poller: Poller | None = None
+        if settings.app_id is not None and settings.private_key_pem():
+            app = app_from_settings(settings)
+            reconciler = Reconciler(app, db, repository_allowed=repository_filter)
+            poller = Poller(
+                reconciler,
+                db,
+                interval=settings.poll_interval_seconds,
+                full_interval=settings.full_sweep_interval_seconds,
+            )
+        elif need_app:
+            await db.close()
+            raise ServiceConfigError(
+                "prsteward: PRSTEWARD_APP_ID and PRSTEWARD_PRIVATE_KEY_PATH "
+                "(or PRSTEWARD_PRIVATE_KEY) are needed to talk to GitHub"
+            )
+        return cls(settings, db, app, reconciler, poller, repository_filter)
+
+    def build_server(self) -> Server:
+        background: list[Background] = [self.poller] if self.poller is not None else []
+        return Server(
+            self.db,
+            webhook_secret=webhook_secret_of(self.settings),
+            repository_allowed=self.repository_filter,
+            on_repositories_added=self.poller.sweep_soon if self.poller is not None else None,
+            typed_parse=self.settings.typed_webhook_parse,
+            workers=self.settings.webhook_workers,
+            background=background,
+        )
+
+    async def reconcile_once(self, repo: str | None = None, full: bool = False) -> list[RepoResult]:
+        if self.reconciler is None:
+            raise ServiceConfigError("prsteward: no GitHub App credentials")
+        await self.reconciler.discover()
+        now = datetime.now(UTC)
+        interval = timedelta(seconds=self.settings.full_sweep_interval_seconds)
+        return await self.reconciler.run_cycle(
+            only=repo,
+            full=True if full else (lambda row: wants_full_sweep(row, now, interval, set())),
+        )
+
+    async def close(self) -> None:
+        await self.db.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT: stop accepting, finish in-flight work, release the leader lock."""
+    secret = webhook_secret_of(settings)  # refuse before touching anything
+    if secret is None:
+        print(INSECURE_WARNING, file=sys.stderr)  # noqa: T201 - said at every start, on purpose
+        log.warning(INSECURE_WARNING)
+    service = await Service.open(settings)
+    if service.poller is None:
+        log.warning("no GitHub App credentials: serving webhooks only, no polling")
+    server = service.build_server()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        async with server.running(settings.host, settings.port) as url:
+            log.info("prsteward serving on %s (webhooks at %s/webhooks)", url, url)
+            print(f"prsteward: serving on {url}", file=sys.stderr, flush=True)  # noqa: T201
+            await stop.wait()
+            log.info("stopping")
+            server.stopping = True
+    finally:
+        await service.close()
