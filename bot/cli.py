@@ -5,6 +5,9 @@ A command exists here only when the feature behind it is real.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Annotated
+
 import typer
 
 app = typer.Typer(
@@ -71,6 +74,68 @@ def db_current() -> None:
     head = head_revision()
     state = "up to date" if revision == head else "needs `prsteward db upgrade`"
     typer.echo(f"ledger at revision {revision or '(empty)'}; newest {head}: {state}")
+
+
+@app.command("export")
+def export_ledger(
+    out: Annotated[
+        Path, typer.Option("--out", help="The JSONL file to write (replaced atomically).")
+    ],
+) -> None:
+    """Write the whole ledger (PRSTEWARD_DATABASE_URL) as JSON lines."""
+    import asyncio
+
+    from bot.settings import fail, load_settings
+    from ledger.db import Ledger, LedgerURLError
+    from ledger.jsonl import LedgerImportError, export_file
+
+    settings = load_settings()
+
+    async def run() -> int:
+        async with Ledger(settings.database_url) as db:
+            return (await export_file(db, out)).total
+
+    try:
+        total = asyncio.run(run())
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except LedgerImportError as error:
+        fail(f"prsteward: cannot export: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    typer.echo(f"exported {total} rows to {out}")
+
+
+@app.command("import")
+def import_ledger(
+    source: Annotated[Path, typer.Argument(help="A JSONL file written by `prsteward export`.")],
+) -> None:
+    """Load an export into an empty ledger (PRSTEWARD_DATABASE_URL), upgrading its schema first."""
+    import asyncio
+
+    from bot.settings import fail, load_settings
+    from ledger.db import Ledger, LedgerURLError
+    from ledger.jsonl import LedgerImportError, import_file
+    from ledger.migrate import upgrade_async
+
+    settings = load_settings()
+    if not source.is_file():
+        fail(f"prsteward: cannot import: {source} is not a file")
+
+    async def run() -> int:
+        await upgrade_async(settings.database_url)
+        async with Ledger(settings.database_url) as db:
+            return (await import_file(db, source)).total
+
+    try:
+        total = asyncio.run(run())
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except LedgerImportError as error:
+        fail(f"prsteward: cannot import {source}: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    typer.echo(f"imported {total} rows from {source}")
 
 
 # --- watching (issue 4): serve, reconcile -----------------------------------------------------
@@ -151,6 +216,42 @@ def reconcile(
         typer.echo(result.describe())
     if any(result.errors for result in results):
         raise typer.Exit(1)
+
+
+@app.command("sim")
+def sim_command(
+    port: Annotated[int, typer.Option(help="Port to serve on.")] = 8900,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scenario file (YAML or JSON, see sim/README.md).")
+    ] = None,
+    generate: Annotated[
+        str | None, typer.Option(help="Generate an organisation: repos=100,prs=10000,seed=1")
+    ] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Where to deliver webhooks.")] = None,
+    webhook_secret: Annotated[str | None, typer.Option(help="Webhook secret.")] = None,
+    app_id: Annotated[int | None, typer.Option(help="The App's id.")] = None,
+    private_key_path: Annotated[
+        Path | None, typer.Option(help="The App's PEM private key (else one is made).")
+    ] = None,
+    credentials_out: Annotated[
+        Path, typer.Option(help="Where to write PRSTEWARD_*= lines.")
+    ] = Path("sim-credentials.env"),
+) -> None:
+    """Run a local GitHub (REST, GraphQL, signed webhooks, limits, faults, clock) for prsteward."""
+    from sim.runner import run_cli
+
+    run_cli(
+        port=port,
+        host=host,
+        scenario=scenario,
+        generate=generate,
+        webhook_url=webhook_url,
+        webhook_secret=webhook_secret,
+        app_id=app_id,
+        private_key_path=private_key_path,
+        credentials_out=credentials_out,
+    )
 
 
 def main() -> None:

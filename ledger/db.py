@@ -16,9 +16,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 from sqlalchemy.pool import ConnectionPoolEntry
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -78,7 +82,15 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
         cursor.close()
 
 
+READ_ONLY = {"ledger_read_only": True}
+"""Execution options for a connection that only reads: on SQLite its transaction is a plain
+(deferred) BEGIN, a snapshot that does not block writers under WAL."""
+
+
 def _sqlite_on_begin(connection: Any) -> None:
+    if connection.get_execution_options().get("ledger_read_only"):
+        connection.exec_driver_sql("BEGIN")
+        return
     # IMMEDIATE takes the write lock up front: two deferred transactions that both upgrade to
     # writing deadlock with SQLITE_BUSY, which busy_timeout cannot resolve.
     connection.exec_driver_sql("BEGIN IMMEDIATE")

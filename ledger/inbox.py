@@ -233,7 +233,7 @@ async def oldest_pending_received_at(db: Ledger) -> datetime | None:
     )
     async with db.transaction() as session:
         value = (await session.execute(statement)).scalar_one_or_none()
-    return value
+    return value if isinstance(value, datetime) else None
 
 
 async def get_delivery(db: Ledger, delivery_id: str) -> WebhookDelivery | None:
