@@ -202,7 +202,7 @@ def verify(
         return OracleVerdict(
             Verdict.VERIFIED_DONE, "oracle.verified", detail, ("claim-disagrees-with-github",)
         )
-    if cleared is _Cleared.PENDING and used < 1.0:
+    if cleared is _Cleared.PENDING:  # spent or not, GitHub decides once it has finished
         return OracleVerdict(Verdict.PENDING, "oracle.pending", detail)
     if used >= 1.0:
         return OracleVerdict(
