@@ -38,6 +38,9 @@ class Principal:
         return "anonymous"
 
 
+PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
+
+
 class GitHubError(web.HTTPException):
     """An error answered in GitHub's shape: ``{"message", "documentation_url", ...}``."""
 
@@ -136,7 +139,7 @@ def json_response(
         headers["Link"] = link
     if request.method == "GET" and status == 200:
         sim = request.app[SIM_KEY]
-        principal: Principal = request["principal"]
+        principal = request[PRINCIPAL_KEY]
         salt = principal.token.encode() if sim.options.etag_per_token else b""
         etag = 'W/"' + hashlib.sha256(salt + body).hexdigest()[:40] + '"'
         headers["ETag"] = etag

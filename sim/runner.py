@@ -5,8 +5,10 @@ or as the ``prsteward sim`` process (``serve_forever``). Makes an App key pair w
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +59,9 @@ def build_simulator(config: SimConfig) -> tuple[Simulator, str]:
     """A loaded simulator and the App's private key PEM."""
     private_pem = config.private_key_pem or generate_private_key_pem()
     secret = config.webhook_secret or secrets.token_hex(20)
-    sim = Simulator(clock=SimClock())
+    # Without a scenario clock the sim starts at wall-clock time: installation tokens then expire
+    # when clients (githubkit caches them by real time) expect.
+    sim = Simulator(clock=SimClock(datetime.now(UTC)))
     app_spec = config.scenario.get("app") or {}
     sim.add_app(
         int(app_spec.get("id", config.app_id)),
@@ -163,12 +167,75 @@ def credentials_env(app_id: int, private_key_path: Path, webhook_secret: str, ap
     )
 
 
-async def serve_forever(config: SimConfig, ready: asyncio.Event | None = None) -> None:
-    server = SimServer(config)
-    await server.start()
-    if ready is not None:
-        ready.set()
+def run_cli(
+    *,
+    port: int,
+    host: str,
+    scenario: Path | None,
+    generate: str | None,
+    webhook_url: str | None,
+    webhook_secret: str | None,
+    app_id: int | None,
+    private_key_path: Path | None,
+    credentials_out: Path,
+) -> None:
+    """``prsteward sim``: load, write credentials when the key was made here, serve until ^C."""
+    import sys
+    import time
+
+    from sim.generate import GenerateSpec
+    from sim.generate import generate as generate_scenario
+    from sim.scenario import ScenarioError, read_scenario
+
+    if scenario is not None and generate is not None:
+        sys.exit("prsteward sim: give --scenario or --generate, not both")
+    started = time.monotonic()
     try:
-        await asyncio.Event().wait()
-    finally:
-        await server.stop()
+        if scenario is not None:
+            spec = read_scenario(scenario)
+        elif generate is not None:
+            spec = generate_scenario(GenerateSpec.parse(generate))
+        else:
+            spec = {}
+        private_pem = private_key_path.read_text() if private_key_path else None
+        config = SimConfig(
+            scenario=spec,
+            app_id=app_id or DEFAULT_APP_ID,
+            private_key_pem=private_pem,
+            webhook_secret=webhook_secret,
+            webhook_url=webhook_url,
+            host=host,
+            port=port,
+        )
+        server = SimServer(config)
+    except (OSError, ValueError, ScenarioError) as error:
+        sys.exit(f"prsteward sim: {error}")
+    loaded = time.monotonic() - started
+    key_path = private_key_path
+    if key_path is None:
+        key_path = credentials_out.resolve().with_name("sim-private-key.pem")
+        key_path.write_text(server.private_key_pem)
+        key_path.chmod(0o600)
+    api_url = f"http://{host}:{port}"
+    if private_key_path is None:
+        credentials_out.write_text(
+            credentials_env(server.app_id, key_path.resolve(), server.webhook_secret, api_url)
+        )
+        print(f"credentials: {credentials_out}", flush=True)  # noqa: T201 - CLI output
+    pulls = sum(len(r.pulls) for r in server.sim.state.repos.values())
+    print(  # noqa: T201 - CLI output
+        f"sim: {len(server.sim.state.repos)} repositories, {pulls} pull requests loaded in {loaded:.2f}s; "
+        f"serving {api_url} (GraphQL {api_url}/graphql, control {api_url}/_sim/); "
+        f"webhooks -> {webhook_url or '(none: set with PUT /_sim/webhook)'}",
+        flush=True,
+    )
+
+    async def main() -> None:
+        await server.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await server.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

@@ -17,7 +17,7 @@ from aiohttp import web
 
 from sim import graphql_api
 from sim.core import Simulator
-from sim.http import SIM_KEY, GitHubError, Principal, authenticate, read_json
+from sim.http import PRINCIPAL_KEY, SIM_KEY, GitHubError, Principal, authenticate, read_json
 from sim.rest import ROUTES, Route, aiohttp_path
 
 ROUTE_KEY: web.AppKey[dict[str, Route]] = web.AppKey("routes", dict)
@@ -91,7 +91,7 @@ async def github_middleware(
             )
     try:
         principal = authenticate(sim, request)
-        request["principal"] = principal
+        request[PRINCIPAL_KEY] = principal
         route = request.app[ROUTE_KEY].get(key)
         graphql = key == "POST /graphql"
         if route is not None:
@@ -166,7 +166,7 @@ def check_auth(route: Route, principal: Principal) -> None:
 
 async def graphql_handler(request: web.Request) -> web.Response:
     sim = request.app[SIM_KEY]
-    principal: Principal = request["principal"]
+    principal = request[PRINCIPAL_KEY]
     body = await read_json(request)
     query = body.get("query")
     if not isinstance(query, str):
@@ -225,7 +225,7 @@ async def graphql_handler(request: web.Request) -> web.Response:
 
 def rest_handler(route: Route) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
-        return await route.handler(request.app[SIM_KEY], request, request["principal"])
+        return await route.handler(request.app[SIM_KEY], request, request[PRINCIPAL_KEY])
 
     return handle
 

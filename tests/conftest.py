@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,3 +80,56 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
+
+
+# ----------------------------------------------------------------------------- the sim (sim/)
+# An in-process local GitHub per test. `sim_server` starts the default organisation (installation
+# 1 on `acme`, repository `acme/widgets`); `sim_factory(scenario=..., webhook_url=...)` starts one
+# from a scenario dict or file. Each has .base_url, .app_id, .private_key_pem, .webhook_secret,
+# .installation_ids, .sim (the in-memory state) and .control (sim/control.py's SimControl);
+# point webhooks somewhere with `server.set_webhook_url(url)` or `control.configure_webhook(url=)`.
+
+
+@pytest.fixture(scope="session")
+def sim_private_key_pem() -> str:
+    """One App key pair per test session (RSA generation is the slow part of starting a sim)."""
+    from sim.runner import generate_private_key_pem
+
+    return generate_private_key_pem()
+
+
+@pytest.fixture
+async def sim_factory(sim_private_key_pem: str) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
+    """Starts sims on free ports; all are stopped after the test."""
+    from sim.runner import SimConfig, SimServer
+    from sim.scenario import read_scenario
+
+    servers: list[SimServer] = []
+
+    async def start(
+        scenario: dict[str, Any] | str | Path | None = None,
+        webhook_url: str | None = None,
+        webhook_secret: str = "sim-webhook-secret",
+    ) -> SimServer:
+        spec = read_scenario(scenario) if isinstance(scenario, (str, Path)) else (scenario or {})
+        server = SimServer(
+            SimConfig(
+                scenario=spec,
+                private_key_pem=sim_private_key_pem,
+                webhook_secret=webhook_secret,
+                webhook_url=webhook_url,
+            )
+        )
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def sim_server(sim_factory: Callable[..., Awaitable[Any]]) -> Any:
+    """A running sim with the default organisation (acme/widgets, installation 1)."""
+    return await sim_factory()
