@@ -204,7 +204,8 @@ class Reconciler:
             else:
                 changed = await self._cheap_check(client, target, result, row)
                 if changed:
-                    result.mode = "incremental"
+                    if result.mode == "check":
+                        result.mode = "incremental"
                     await self._sweep(client, target, result, started, row, full=False)
             await self._read_dirty(client, target, result, started)
         except RateLimited as error:

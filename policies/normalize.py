@@ -140,6 +140,9 @@ def graphql_actor(author: Any, assoc: Any = None) -> Actor:
     data = _map(author)
     login = str(data.get("login") or GHOST_LOGIN)
     is_bot = data.get("__typename") == "Bot" or is_bot_login(login)
+    if data.get("__typename") == "Bot" and not is_bot_login(login):
+        # GraphQL names an App "dependabot", REST and webhooks "dependabot[bot]": one spelling.
+        login += "[bot]"
     return Actor(login=login, is_bot=is_bot, association=association(assoc))
 
 

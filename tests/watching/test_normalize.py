@@ -164,6 +164,7 @@ def test_full_graphql_node__maps_every_field() -> None:
     assert snap.review_requests == ("bob", "core")
     assert snap.reviews[0].author.association is AuthorAssociation.MEMBER
     assert snap.comments[0].author.is_bot
+    assert snap.comments[0].author.login == "dependabot[bot]"  # REST/webhook spelling
     assert snap.comments[1].author.login == "ghost"
     assert snap.linked_issues[0].state == "CLOSED"
     assert snap.linked_issues[0].assignees == ("alice",)
