@@ -51,6 +51,11 @@ def normalise_url(url: str) -> str:
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     elif backend == "postgresql" and driver in {"psycopg2", "asyncpg", "psycopg"}:
         parsed = parsed.set(drivername="postgresql+asyncpg")
+        if "sslmode" in parsed.query:
+            # libpq spells it sslmode, asyncpg spells it ssl (same values: require, verify-full...).
+            query = dict(parsed.query)
+            query.setdefault("ssl", query.pop("sslmode"))
+            parsed = parsed.set(query=query)
     else:
         raise LedgerURLError(
             f"unsupported ledger URL scheme {parsed.drivername!r}: "
