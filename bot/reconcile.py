@@ -199,14 +199,16 @@ class Reconciler:
         started = self.clock()
         try:
             row = await repositories.get_repository(self.db, target.full_name)
+            # The change check runs before a full sweep too: it stores the validators
+            # (ETag / Last-Modified) the next quiet cycle sends.
+            changed = await self._cheap_check(client, target, result, row)
             if full:
+                result.mode, result.unchanged = "full", False
                 await self._sweep(client, target, result, started, row, full=True)
-            else:
-                changed = await self._cheap_check(client, target, result, row)
-                if changed:
-                    if result.mode == "check":
-                        result.mode = "incremental"
-                    await self._sweep(client, target, result, started, row, full=False)
+            elif changed:
+                if result.mode == "check":
+                    result.mode = "incremental"
+                await self._sweep(client, target, result, started, row, full=False)
             await self._read_dirty(client, target, result, started)
         except RateLimited as error:
             result.rescheduled_until = error.until
