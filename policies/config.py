@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -21,6 +22,11 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 DOC_URL = "docs/policies.md#configuration"
 CONFIG_PATH = ".github/prsteward.yml"
+
+
+def bare_login(login: str) -> str:
+    """``app/NAME``, ``NAME[bot]`` and ``NAME`` are one account; case does not matter."""
+    return login.strip().lower().removeprefix("app/").removesuffix("[bot]")
 
 
 def _kebab(name: str) -> str:
@@ -155,6 +161,23 @@ class Config(_Model):
     bot_allowlist: tuple[str, ...] = ()  # bots whose comments may trigger
     agent_logins: tuple[str, ...] = ()  # accounts agents push and comment as
     maintainers: tuple[str, ...] = ()  # logins confirmed to have write access
+
+    # Derived login sets, computed once per config value (not fields: never dumped or compared).
+    @cached_property
+    def app_names(self) -> frozenset[str]:
+        return frozenset(bare_login(a) for a in self.app_logins)
+
+    @cached_property
+    def allowlisted_bot_names(self) -> frozenset[str]:
+        return frozenset(bare_login(b) for b in self.bot_allowlist)
+
+    @cached_property
+    def maintainer_logins(self) -> frozenset[str]:
+        return frozenset(m.lower() for m in self.maintainers)
+
+    @cached_property
+    def agent_names(self) -> frozenset[str]:
+        return frozenset(bare_login(a) for a in self.agent_logins)
 
 
 DEFAULT_CONFIG = Config()

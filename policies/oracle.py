@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from policies.config import Config, TriggerKind
+from policies.config import Config, TriggerKind, bare_login
 from policies.snapshot import CheckOutcome, Mergeable, PullRequestSnapshot, PullRequestState
 from policies.triggers import is_app, metadata_problems
 
@@ -105,10 +105,9 @@ def _awaiting_reviewer(
     start: JobStart, claim: AgentClaim, snapshot: PullRequestSnapshot, config: Config
 ) -> tuple[_Cleared, str]:
     pushed = snapshot.head_sha != start.start_head_sha and snapshot.head_sha in claim.pushed_shas
-    agents = {a.lower() for a in config.agent_logins}
     answered = any(
         c.created_at > start.started_at
-        and (c.author.login.lower() in agents or is_app(c.author.login, config))
+        and (bare_login(c.author.login) in config.agent_names or is_app(c.author.login, config))
         for c in snapshot.comments
     )
     if not (pushed or answered):

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from fnmatch import fnmatchcase
 
-from policies.config import Config, TriggerKind
+from policies.config import Config, TriggerKind, bare_login
 from policies.history import PullRequestHistory
 from policies.snapshot import (
     WRITE_ASSOCIATIONS,
@@ -49,17 +49,9 @@ def digest(*parts: str) -> str:
 # --- who counts ---------------------------------------------------------------------------------
 
 
-def _bare_login(login: str) -> str:
-    """``app/NAME``, ``NAME[bot]`` and ``NAME`` are one account."""
-    name = login.strip().lower()
-    name = name.removeprefix("app/")
-    return name.removesuffix("[bot]")
-
-
 def is_app(login: str, config: Config) -> bool:
-    """The login is prsteward itself, in any spelling."""
-    bare = _bare_login(login)
-    return any(bare == _bare_login(app) for app in config.app_logins)
+    """The login is prsteward itself, in any spelling (``app/NAME``, ``NAME[bot]``, ``NAME``)."""
+    return bare_login(login) in config.app_names
 
 
 def is_bot(actor: Actor) -> bool:
@@ -69,15 +61,15 @@ def is_bot(actor: Actor) -> bool:
 
 
 def is_allowlisted_bot(actor: Actor, config: Config) -> bool:
-    bare = _bare_login(actor.login)
-    return any(bare == _bare_login(b) for b in config.bot_allowlist)
+    return bare_login(actor.login) in config.allowlisted_bot_names
 
 
 def has_write_access(actor: Actor, config: Config, maintainers: frozenset[str]) -> bool:
     """OWNER/MEMBER/COLLABORATOR, or confirmed through the collaborator-permission API."""
+    if actor.association in WRITE_ASSOCIATIONS:
+        return True
     login = actor.login.lower()
-    confirmed = maintainers | {m.lower() for m in config.maintainers}
-    return actor.association in WRITE_ASSOCIATIONS or login in {m.lower() for m in confirmed}
+    return login in config.maintainer_logins or login in {m.lower() for m in maintainers}
 
 
 def is_trusted_voice(actor: Actor, config: Config, maintainers: frozenset[str]) -> bool:
