@@ -120,7 +120,9 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as error:
-        fail("\n".join("prsteward: bad setting " + line for line in describe_validation_error(error)))
+        fail(
+            "\n".join("prsteward: bad setting " + line for line in describe_validation_error(error))
+        )
 
 
 def fail(message: str) -> NoReturn:
