@@ -254,6 +254,42 @@ def sim_command(
     )
 
 
+# --- maintainer view (issue 7): report, demo ------------------------------------------------
+
+
+@app.command("report")
+def report_command(
+    fmt: Annotated[
+        str, typer.Option("--format", help="table (rich, default), markdown or json.")
+    ] = "table",
+) -> None:
+    """Print the queue by tier, triggers, escalations, spend vs budget, API use and stop-loss."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.report import FORMATS, build_report, print_report
+    from bot.settings import fail, load_settings
+    from ledger.db import Ledger, LedgerURLError
+    from ledger.migrate import upgrade_async
+
+    if fmt not in FORMATS:
+        fail(f"prsteward: --format wants one of {', '.join(FORMATS)}, got {fmt!r}")
+    settings = load_settings()
+
+    async def run() -> object:
+        await upgrade_async(settings.database_url)
+        async with Ledger(settings.database_url) as db:
+            return await build_report(db, datetime.now(UTC))
+
+    try:
+        report = asyncio.run(run())
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    print_report(report, fmt)  # type: ignore[arg-type]
+
+
 def main() -> None:
     app()
 

@@ -83,7 +83,7 @@ async def fill(db: Ledger) -> dict[str, int]:
             (gadgets.id, "acme/gadgets", 11, "open", "exempt", "nobody", None),
         ]
         pulls: dict[str, PullRequest] = {}
-        for repo_id, name, number, state, tier, turn, waiting_days in specs:
+        for repo_id, name, number, state, tier, turn, _waiting_days in specs:
             pr = PullRequest(
                 repository_id=repo_id,
                 number=number,

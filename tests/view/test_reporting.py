@@ -69,7 +69,12 @@ async def test_jobs_spend_candidates_stop_loss_and_api(filled: Ledger) -> None:
         ("acme/widgets", 5, "stoploss.max-attempts"),
     ]
     (api,) = report.api_usage
-    assert (api.resource, api.limit, api.remaining, api.requests_today) == ("graphql", 5000, 4200, 5)
+    assert (api.resource, api.limit, api.remaining, api.requests_today) == (
+        "graphql",
+        5000,
+        4200,
+        5,
+    )
 
 
 async def test_repository_page_pull_history_and_jobs(filled: Ledger) -> None:
