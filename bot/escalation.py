@@ -1,0 +1,632 @@
+"""Escalation jobs in the loop: open them from decisions, hand them out, and verify reports
+against GitHub with the done-oracle (``policies.oracle``), never on the agent's word.
+
+The engine calls one function per proposed ESCALATE candidate::
+
+    job_id = await open_job(db, decision, candidate, snapshot, now, config=config)
+
+Everything after that is :class:`Escalations`: ``lease`` / ``heartbeat`` / ``report`` (the pull
+API in ``bot/jobs_api.py`` and the push/command deliveries in ``bot/agent_delivery.py`` all
+go through it), ``verify`` (re-read the PR from GitHub, ask the oracle, record the verdict) and
+``tick`` (expire leases, re-verify jobs GitHub had not finished with).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from ledger import jobs as job_store
+from ledger import pulls, repositories
+from ledger import spend as spend_ledger
+from ledger.db import Ledger
+from ledger.models import Agent, EscalationJob, JobState, ObservationSource, SpendKind
+from policies.brief import build_brief, next_attempt_brief
+from policies.config import Config, TriggerKind
+from policies.oracle import AgentClaim, ClaimedOutcome, JobStart, OracleVerdict, Verdict, verify
+from policies.snapshot import PullRequestSnapshot, snapshot_to_json
+from policies.triage import Candidate, CandidateKind, Decision
+
+log = logging.getLogger("prsteward.escalation")
+
+DEFAULT_LEASE_TTL = timedelta(minutes=10)
+MAX_PUSHED_SHAS = 50
+MAX_EVIDENCE = 20
+
+SHADOW_REASON = "shadow mode: recorded as would-be, no agent is launched"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --- opening a job -----------------------------------------------------------------------------
+
+
+async def open_job(
+    db: Ledger,
+    decision: Decision,
+    candidate: Candidate,
+    snapshot: PullRequestSnapshot,
+    now: datetime,
+    *,
+    config: Config | None = None,
+    candidate_id: int | None = None,
+) -> int | None:
+    """Record one proposed ESCALATE candidate as an escalation job; returns its id.
+
+    - act mode: DETECTED -> QUEUED, with the budget reserved in the spend ledger (same
+      transaction), ready to be leased by an agent;
+    - shadow mode (``decision.mode == "shadow"``): DETECTED -> SUPPRESSED "shadow mode": recorded
+      as would-be; no agent is ever launched for it;
+    - returns None (and creates nothing) when the candidate is not a proposed escalation, when
+      this trigger fingerprint already has a job on the PR (a webhook redelivery, a restart, a
+      second replica), or when another job on the PR is still in flight.
+
+    ``config`` supplies the stop-loss cap (``max-attempts-per-trigger``) for "attempt n of m";
+    ``candidate_id`` links the job to the engine's candidate row.
+    """
+    if candidate.kind is not CandidateKind.ESCALATE or not candidate.proposed:
+        return None
+    trigger, budget = candidate.trigger, candidate.budget
+    if trigger is None or budget is None:
+        return None
+    config = config or Config()
+    max_attempts = max(1, config.stop_loss.max_attempts_per_trigger)
+
+    def make_brief(job_id: int, attempt: int) -> dict[str, Any]:
+        return build_brief(
+            trigger=trigger,
+            snapshot=snapshot,
+            budget=budget,
+            attempt=attempt,
+            max_attempts=max_attempts,
+            started_at=now,
+            job_id=job_id,
+        )
+
+    shadow = decision.mode != "act"
+    job, _before = await job_store.create_job(
+        db,
+        job_store.NewJob(
+            repository=snapshot.repository,
+            number=snapshot.number,
+            trigger_kind=trigger.kind.value,
+            trigger_fingerprint=trigger.fingerprint,
+            budget_tokens=budget.tokens,
+            budget_dollars=budget.dollars,
+            max_attempts=max_attempts,
+            start_head_sha=snapshot.head_sha,
+            candidate_id=candidate_id,
+        ),
+        now,
+        make_brief,
+        suppress_reason=SHADOW_REASON if shadow else None,
+        suppress_rule_id="mode.shadow",
+    )
+    if job is None:
+        return None
+    log.info(
+        "escalation job %s %s: %s#%s %s (%s)",
+        job.id,
+        job.state,
+        snapshot.repository,
+        snapshot.number,
+        trigger.kind.value,
+        job.state_reason,
+    )
+    return job.id
+
+
+# --- reading GitHub ----------------------------------------------------------------------------
+
+PullReader = Callable[[str, int], Awaitable[PullRequestSnapshot | None]]
+"""Re-reads one PR from GitHub (``repository``, ``number``) -> a fresh snapshot, or None."""
+
+
+def github_reader(app: Any, db: Ledger) -> PullReader:
+    """A :data:`PullReader` on the App client (``bot.github.GitHubApp``): one GraphQL
+    ``pull_requests_by_number`` query, normalised like the reconciler does and recorded in the
+    ledger as a poll observation. Raises ``bot.github.GitHubError`` on trouble."""
+    from bot.github import GitHubError
+    from bot.queries import pull_requests_by_number
+    from policies.normalize import from_graphql
+
+    async def read(repository: str, number: int) -> PullRequestSnapshot | None:
+        row = await repositories.get_repository(db, repository)
+        if row is None or row.installation_id is None:
+            raise GitHubError(f"{repository}: no installation known")
+        owner, name = repository.split("/", 1)
+        client = app.installation(row.installation_id)
+        answer = await client.graphql(
+            pull_requests_by_number([number]), {"owner": owner, "name": name}
+        )
+        repo = answer.data.get("repository")
+        node = repo.get(f"pr{number}") if isinstance(repo, Mapping) else None
+        if not isinstance(node, Mapping):
+            return None
+        snapshot = from_graphql(repository, node)
+        await pulls.record_snapshot(
+            db,
+            repository,
+            number,
+            snapshot_to_json(snapshot),
+            snapshot.fingerprint(),
+            ObservationSource.POLL,
+            utcnow(),
+        )
+        return snapshot
+
+    return read
+
+
+# --- reports -----------------------------------------------------------------------------------
+
+
+class ReportError(ValueError):
+    """A report or heartbeat the API refuses (wrong job, not the lease holder, bad field)."""
+
+    def __init__(self, message: str, status: int = 409) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """An agent's report, validated. Recorded as given; never trusted."""
+
+    outcome: ClaimedOutcome
+    tokens_in: int = 0
+    tokens_out: int = 0
+    dollars: float = 0.0
+    pushed_shas: tuple[str, ...] = ()
+    blocker_evidence: tuple[str, ...] = ()
+    model: str | None = None
+    summary: str = ""
+
+    @classmethod
+    def parse(cls, body: Mapping[str, Any]) -> Report:
+        """From JSON; raises ReportError(400) naming the bad field."""
+        raw = body.get("outcome")
+        try:
+            outcome = ClaimedOutcome(str(raw).lower())
+        except ValueError:
+            raise ReportError("outcome: one of done, failed, blocked", 400) from None
+
+        def count(name: str) -> int:
+            value = body.get(name, 0) or 0
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ReportError(f"{name}: a whole number >= 0", 400)
+            return value
+
+        dollars = body.get("dollars", 0) or 0
+        if isinstance(dollars, bool) or not isinstance(dollars, int | float) or dollars < 0:
+            raise ReportError("dollars: a number >= 0", 400)
+        shas = body.get("pushed_shas") or []
+        evidence = body.get("blocker_evidence") or []
+        if not isinstance(shas, list) or not all(isinstance(s, str) for s in shas):
+            raise ReportError("pushed_shas: a list of commit SHAs", 400)
+        if not isinstance(evidence, list) or not all(isinstance(e, str) for e in evidence):
+            raise ReportError("blocker_evidence: a list of strings", 400)
+        model = body.get("model")
+        summary = body.get("summary") or ""
+        return cls(
+            outcome,
+            count("tokens_in"),
+            count("tokens_out"),
+            float(dollars),
+            tuple(s.strip()[:64] for s in shas[:MAX_PUSHED_SHAS] if s.strip()),
+            tuple(e.strip()[:1000] for e in evidence[:MAX_EVIDENCE] if e.strip()),
+            str(model)[:100] if model else None,
+            str(summary)[:4000],
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "outcome": self.outcome.value,
+            "tokens_in": self.tokens_in,
+            "tokens_out": self.tokens_out,
+            "dollars": self.dollars,
+            "pushed_shas": list(self.pushed_shas),
+            "blocker_evidence": list(self.blocker_evidence),
+            "model": self.model,
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of a job after a report (or a verification pass)."""
+
+    job_id: int
+    state: str
+    reason: str
+    flags: tuple[str, ...] = ()
+    requeued_job_id: int | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "job_id": self.job_id,
+            "state": self.state,
+            "reason": self.reason,
+            "flags": list(self.flags),
+            "requeued_job_id": self.requeued_job_id,
+        }
+
+
+_VERDICT_STATE = {
+    Verdict.VERIFIED_DONE: JobState.VERIFIED_DONE,
+    Verdict.VERIFY_FAILED: JobState.VERIFY_FAILED,
+    Verdict.BUDGET_EXHAUSTED: JobState.BUDGET_EXHAUSTED,
+    Verdict.BLOCKED: JobState.BLOCKED,
+    Verdict.SUPERSEDED: JobState.SUPERSEDED,
+}
+
+# Re-queued (a new attempt) when the caps allow: the trigger still stands and nobody else acted.
+REQUEUE_STATES = frozenset({JobState.VERIFY_FAILED, JobState.LEASE_EXPIRED})
+
+
+def job_start(job: EscalationJob, budget_tokens: int, budget_dollars: float) -> JobStart:
+    """The oracle's view of what the job was about, from the job row and its brief."""
+    brief = job.brief or {}
+    accept = brief.get("acceptance") or {}
+    return JobStart(
+        trigger_kind=TriggerKind(job.trigger_kind),
+        fingerprint=job.trigger_fingerprint,
+        start_head_sha=job.start_head_sha or "",
+        started_at=job.created_at,
+        budget_tokens=budget_tokens,
+        budget_dollars=budget_dollars,
+        failing_checks=tuple(accept.get("checks_success") or ()),
+        reviewer=accept.get("re_request_reviewer"),
+    )
+
+
+def requeue_allowed(job: EscalationJob, flags: tuple[str, ...]) -> tuple[bool, str]:
+    """Stop-loss for a re-queue: attempts left, and no repeat of a rejected blocked claim."""
+    if job.attempt >= job.max_attempts:
+        return False, (
+            f"attempt {job.attempt} of {job.max_attempts}: no attempts left "
+            "(max-attempts-per-trigger)"
+        )
+    if "blocked-without-evidence" in flags:
+        return False, "a blocked claim without evidence is not retried"
+    return True, f"re-queued as attempt {job.attempt + 1} of {job.max_attempts}"
+
+
+@dataclass
+class Escalations:
+    """The job service: one per process, shared by the pull API and the deliveries."""
+
+    db: Ledger
+    read_pull: PullReader | None = None
+    config_for: Callable[[str], Config] = field(default=lambda _repo: Config())
+    lease_ttl: timedelta = DEFAULT_LEASE_TTL
+    clock: Callable[[], datetime] = utcnow
+    on_alert: Callable[[str, int, str], None] | None = None  # (kind, job id, message)
+
+    # -- leases
+
+    async def lease(self, agent: Agent, delivery: str = "pull") -> dict[str, Any] | None:
+        """Lease the oldest queued job to ``agent``; the job document, or None."""
+        await self.expire_leases()
+        leased = await job_store.lease_next(
+            self.db, int(agent.id or 0), agent.name, self.lease_ttl, self.clock(), delivery
+        )
+        if leased is None:
+            return None
+        job, attempt = leased
+        located = await job_store.job_location(self.db, int(job.id or 0))
+        assert located is not None
+        return {
+            "job_id": job.id,
+            "attempt_id": attempt.id,
+            "repository": located.repository,
+            "number": located.number,
+            "state": job.state,
+            "lease_expires_at": job.lease_expires_at.isoformat() if job.lease_expires_at else None,
+            "lease_ttl_seconds": int(self.lease_ttl.total_seconds()),
+            "brief": job.brief,
+        }
+
+    async def _held(self, agent: Agent, job_id: int) -> EscalationJob:
+        job = await job_store.get_job(self.db, job_id)
+        if job is None:
+            raise ReportError(f"no job {job_id}", 404)
+        if job.lease_owner != agent.name:
+            raise ReportError(f"job {job_id} is not leased to {agent.name}", 409)
+        if job.state not in {JobState.LEASED, JobState.RUNNING}:
+            raise ReportError(f"job {job_id} is {job.state}: its lease is over", 409)
+        return job
+
+    async def heartbeat(
+        self, agent: Agent, job_id: int, body: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Extend the lease (LEASED -> RUNNING on the first beat); the spend so far may be
+        reported (``tokens_in``, ``tokens_out``, ``dollars``) and is kept on the attempt, so a
+        crash after it is charged what it said."""
+        job = await self._held(agent, job_id)
+        now = self.clock()
+        body = body or {}
+        progress = {
+            k: body[k]
+            for k in ("tokens_in", "tokens_out", "dollars")
+            if isinstance(body.get(k), int | float) and not isinstance(body.get(k), bool)
+        }
+        expires = now + self.lease_ttl
+        async with self.db.transaction() as session:
+            if job.state == JobState.LEASED:
+                moved = await job_store.transition(
+                    session,
+                    job_id,
+                    JobState.RUNNING,
+                    "lease.heartbeat",
+                    f"{agent.name} started working",
+                    now,
+                    expect=JobState.LEASED,
+                    values={"lease_expires_at": expires, "heartbeat_at": now},
+                )
+            else:
+                moved = await job_store.extend_lease(session, job_id, agent.name, expires, now)
+            if not moved:
+                raise ReportError(f"job {job_id}: the lease is over", 409)
+            attempt = await job_store.current_attempt(session, job_id)
+            if attempt is not None and progress:
+                report = dict(attempt.report or {})
+                report["heartbeat"] = progress
+                attempt.report = report
+        return {"job_id": job_id, "lease_expires_at": expires.isoformat()}
+
+    async def report(self, agent: Agent, job_id: int, body: Mapping[str, Any]) -> Outcome:
+        """Record the agent's claim and spend, release the reservation, then verify against
+        GitHub. The claim is recorded as given; only the oracle's verdict moves the job on."""
+        report = Report.parse(body)
+        job = await self._held(agent, job_id)
+        now = self.clock()
+        async with self.db.transaction() as session:
+            moved = await job_store.transition(
+                session,
+                job_id,
+                JobState.CLAIMED_DONE,
+                "report.received",
+                f"{agent.name} reports {report.outcome.value} (a claim, to be verified)",
+                now,
+                values={"lease_expires_at": None},
+            )
+            if not moved:
+                raise ReportError(f"job {job_id}: the lease is over", 409)
+            attempt = await job_store.current_attempt(session, job_id)
+            attempt_id = attempt.id if attempt is not None else None
+            if attempt is not None:
+                attempt.ended_at = now
+                attempt.claimed_outcome = report.outcome.value
+                attempt.report = {**(attempt.report or {}), **report.as_json()}
+                attempt.pushed_shas = list(report.pushed_shas)
+            await spend_ledger.add(
+                session,
+                job,
+                SpendKind.SPEND,
+                now,
+                attempt_id=attempt_id,
+                tokens_in=report.tokens_in,
+                tokens_out=report.tokens_out,
+                dollars=report.dollars,
+                model=report.model,
+                note=f"reported by {agent.name}",
+            )
+            await spend_ledger.release_outstanding(session, job, now, "attempt reported")
+        return await self.verify(job_id)
+
+    # -- verification
+
+    async def verify(self, job_id: int) -> Outcome:
+        """CLAIMED_DONE -> VERIFYING -> the oracle's verdict, from a fresh read of the PR.
+
+        GitHub unreadable or not finished (checks pending) -> back to CLAIMED_DONE, verified
+        again by :meth:`tick`. VERIFY_FAILED is re-queued only when the stop-loss allows."""
+        now = self.clock()
+        if not await job_store.move(
+            self.db,
+            job_id,
+            JobState.VERIFYING,
+            "oracle.reading",
+            "reading the PR from GitHub",
+            now,
+            expect=JobState.CLAIMED_DONE,
+        ):
+            job = await job_store.get_job(self.db, job_id)
+            state = job.state if job is not None else "missing"
+            return Outcome(job_id, state, "not waiting for verification")
+        located = await job_store.job_location(self.db, job_id)
+        assert located is not None
+        job = located.job
+        snapshot: PullRequestSnapshot | None = None
+        problem = "no GitHub reader configured"
+        if self.read_pull is not None:
+            try:
+                snapshot = await self.read_pull(located.repository, located.number)
+                problem = "the PR was not found on GitHub"
+            except Exception as error:  # noqa: BLE001 - any read failure means "verify later"
+                problem = f"GitHub read failed: {error.__class__.__name__}: {error}"[:300]
+        if snapshot is None:
+            await job_store.move(
+                self.db,
+                job_id,
+                JobState.CLAIMED_DONE,
+                "oracle.unreadable",
+                problem + "; will verify again",
+                self.clock(),
+                expect=JobState.VERIFYING,
+            )
+            return Outcome(job_id, JobState.CLAIMED_DONE.value, problem)
+        attempts = await job_store.attempts_of(self.db, job_id)
+        last = attempts[-1] if attempts else None
+        claim_data = (last.report or {}) if last is not None else {}
+        sums = await spend_ledger.job_spend(self.db, job_id)
+        claim = AgentClaim(
+            outcome=ClaimedOutcome(
+                last.claimed_outcome if last and last.claimed_outcome else "failed"
+            ),
+            pushed_shas=tuple(last.pushed_shas if last is not None else ()),
+            tokens_used=sums.spent_tokens,
+            dollars_spent=sums.spent_dollars,
+            blocker_evidence=tuple(claim_data.get("blocker_evidence") or ()),
+        )
+        start = job_start(
+            job,
+            (job.budget_tokens or 0) + sums.granted_tokens,
+            (job.budget_dollars or 0.0) + sums.granted_dollars,
+        )
+        verdict = verify(start, claim, snapshot, self.config_for(located.repository))
+        return await self._record_verdict(job, last, verdict, snapshot)
+
+    async def _record_verdict(
+        self,
+        job: EscalationJob,
+        attempt: Any,
+        verdict: OracleVerdict,
+        snapshot: PullRequestSnapshot,
+    ) -> Outcome:
+        job_id = int(job.id or 0)
+        now = self.clock()
+        if verdict.verdict is Verdict.PENDING:
+            await job_store.move(
+                self.db,
+                job_id,
+                JobState.CLAIMED_DONE,
+                verdict.rule_id,
+                verdict.reason + "; will verify again",
+                now,
+                expect=JobState.VERIFYING,
+            )
+            return Outcome(job_id, JobState.CLAIMED_DONE.value, verdict.reason)
+        target = _VERDICT_STATE[verdict.verdict]
+        flags = sorted({*(job.flags or []), *verdict.flags})
+        async with self.db.transaction() as session:
+            await job_store.transition(
+                session,
+                job_id,
+                target,
+                verdict.rule_id,
+                verdict.reason,
+                now,
+                expect=JobState.VERIFYING,
+                values={"flags": flags},
+            )
+            current = await job_store.current_attempt(session, job_id)
+            if current is not None:
+                current.verdict = verdict.verdict.value
+                current.verdict_reason = verdict.reason
+                current.verified_at = now
+                if verdict.failure_signature is not None:
+                    current.report = {
+                        **(current.report or {}),
+                        "failure_signature": verdict.failure_signature,
+                    }
+        if verdict.verdict is Verdict.BUDGET_EXHAUSTED:
+            self._alert("budget_exhausted", job_id, verdict.reason)
+        if "done-claim-with-budget-left" in verdict.flags:
+            self._alert("false_done_claim", job_id, verdict.reason)
+        requeued: int | None = None
+        if target in REQUEUE_STATES:
+            requeued = await self._maybe_requeue(job, tuple(flags), snapshot, verdict.reason)
+        log.info("job %s: %s (%s) %s", job_id, target.value, verdict.rule_id, verdict.reason)
+        return Outcome(job_id, target.value, verdict.reason, tuple(flags), requeued)
+
+    def _alert(self, kind: str, job_id: int, message: str) -> None:
+        log.warning("ALERT %s job %s: %s", kind, job_id, message)
+        if self.on_alert is not None:
+            self.on_alert(kind, job_id, message)
+
+    async def _maybe_requeue(
+        self,
+        job: EscalationJob,
+        flags: tuple[str, ...],
+        snapshot: PullRequestSnapshot | None,
+        why: str,
+    ) -> int | None:
+        allowed, reason = requeue_allowed(job, flags)
+        if not allowed:
+            await job_store.note(
+                self.db, int(job.id or 0), "stop-loss.no-requeue", reason, self.clock()
+            )
+            return None
+        if snapshot is not None and snapshot.state.value != "OPEN":
+            return None
+        head = snapshot.head_sha if snapshot is not None else (job.start_head_sha or "")
+        brief = next_attempt_brief(job.brief or {}, job.attempt + 1, job.max_attempts, head, why)
+        new = await job_store.requeue(self.db, int(job.id or 0), brief, head, self.clock())
+        return None if new is None else new.id
+
+    # -- housekeeping
+
+    async def expire_leases(self) -> list[Outcome]:
+        """LEASED/RUNNING jobs past their lease -> LEASE_EXPIRED; the attempt still counts and
+        is charged what it last reported (else its whole reservation: fail closed); re-queued
+        when the caps allow."""
+        now = self.clock()
+        out: list[Outcome] = []
+        for job_id in await job_store.expired_leases(self.db, now):
+            async with self.db.transaction() as session:
+                job = await session.get(EscalationJob, job_id)
+                if job is None:
+                    continue
+                owner = job.lease_owner
+                moved = await job_store.transition(
+                    session,
+                    job_id,
+                    JobState.LEASE_EXPIRED,
+                    "lease.expired",
+                    f"{owner} stopped heart-beating; the attempt counts",
+                    now,
+                )
+                if not moved:
+                    continue
+                attempt = await job_store.current_attempt(session, job_id)
+                beat = ((attempt.report or {}).get("heartbeat") or {}) if attempt else {}
+                if attempt is not None:
+                    attempt.ended_at = now
+                    attempt.verdict = JobState.LEASE_EXPIRED.value
+                    attempt.verdict_reason = "lease expired without a report"
+                sums = await spend_ledger.job_spend_in(session, job_id)
+                if beat:
+                    await spend_ledger.add(
+                        session,
+                        job,
+                        SpendKind.SPEND,
+                        now,
+                        attempt_id=attempt.id if attempt else None,
+                        tokens_in=int(beat.get("tokens_in", 0)),
+                        tokens_out=int(beat.get("tokens_out", 0)),
+                        dollars=float(beat.get("dollars", 0.0)),
+                        note="crashed attempt: its last heartbeat's spend",
+                    )
+                else:
+                    await spend_ledger.add(
+                        session,
+                        job,
+                        SpendKind.SPEND,
+                        now,
+                        attempt_id=attempt.id if attempt else None,
+                        tokens_in=sums.reserved_tokens - sums.released_tokens,
+                        dollars=sums.outstanding_dollars,
+                        note="crashed attempt, spend unknown: charged its reservation",
+                    )
+                await spend_ledger.release_outstanding(session, job, now, "lease expired")
+            requeued = await self._maybe_requeue(job, tuple(job.flags or ()), None, "lease expired")
+            out.append(Outcome(job_id, JobState.LEASE_EXPIRED.value, "lease expired", (), requeued))
+        return out
+
+    async def tick(self) -> dict[str, int]:
+        """One housekeeping pass: expire leases, verify jobs waiting on GitHub."""
+        expired = await self.expire_leases()
+        verified = 0
+        for row in await job_store.list_jobs(
+            self.db, states=frozenset({JobState.CLAIMED_DONE}), limit=50
+        ):
+            outcome = await self.verify(int(row.job.id or 0))
+            verified += outcome.state != JobState.CLAIMED_DONE.value
+        return {"expired": len(expired), "verified": verified}

@@ -1,0 +1,177 @@
+"""Escalation jobs in the ledger: open_job from a decision, the state machine, the unique key,
+shadow mode, budget reservation, leases, reports and lease expiry (no GitHub needed here)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+import pytest
+
+from bot.escalation import Escalations, ReportError, open_job
+from ledger import agents as agent_store
+from ledger import jobs as job_store
+from ledger import spend as spend_ledger
+from ledger.db import Ledger
+from ledger.migrate import upgrade_async
+from ledger.models import JobState
+from policies.triage import decide
+from tests.factories import T0, failing, make_config, make_history, make_snapshot, make_spend
+
+NOW = T0 + timedelta(days=1)
+
+
+@pytest.fixture
+async def db(sqlite_url: str) -> AsyncIterator[Ledger]:
+    await upgrade_async(sqlite_url)
+    ledger = Ledger(sqlite_url)
+    yield ledger
+    await ledger.close()
+
+
+def escalation(mode: str = "act", **snapshot_overrides: object):  # type: ignore[no-untyped-def]
+    snapshot = failing(make_snapshot(**snapshot_overrides), "test")
+    config = make_config(mode=mode)
+    decision = decide(snapshot, make_history(), config, make_spend(), NOW)
+    [candidate] = decision.escalations
+    return decision, candidate, snapshot, config
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "ok"),
+    [
+        (JobState.DETECTED, JobState.QUEUED, True),
+        (JobState.DETECTED, JobState.SUPPRESSED, True),
+        (JobState.QUEUED, JobState.LEASED, True),
+        (JobState.LEASED, JobState.RUNNING, True),
+        (JobState.RUNNING, JobState.CLAIMED_DONE, True),
+        (JobState.CLAIMED_DONE, JobState.VERIFYING, True),
+        (JobState.VERIFYING, JobState.VERIFIED_DONE, True),
+        (JobState.RUNNING, JobState.LEASE_EXPIRED, True),
+        (JobState.QUEUED, JobState.VERIFIED_DONE, False),
+        (JobState.CLAIMED_DONE, JobState.VERIFIED_DONE, False),
+        (JobState.SUPPRESSED, JobState.QUEUED, False),
+        (JobState.VERIFY_FAILED, JobState.QUEUED, False),
+        (JobState.LEASE_EXPIRED, JobState.RUNNING, False),
+    ],
+    ids=lambda v: str(v),
+)
+def test_transition_table(source: JobState, target: JobState, ok: bool) -> None:
+    assert job_store.legal(source, target) is ok
+
+
+async def test_act_mode_candidate_queues_one_job_with_reserved_budget(db: Ledger) -> None:
+    decision, candidate, snapshot, config = escalation()
+    job_id = await open_job(db, decision, candidate, snapshot, NOW, config=config)
+    assert job_id is not None
+    job = await job_store.get_job(db, job_id)
+    assert job is not None and job.state == JobState.QUEUED
+    assert (job.attempt, job.max_attempts) == (1, config.stop_loss.max_attempts_per_trigger)
+    assert job.brief["attempt"] == {"n": 1, "of": job.max_attempts}
+    assert job.brief["job_id"] == job_id
+    sums = await spend_ledger.job_spend(db, job_id)
+    assert sums.reserved_dollars == candidate.budget.dollars  # type: ignore[union-attr]
+    assert sums.outstanding_dollars == candidate.budget.dollars  # type: ignore[union-attr]
+    history = [(t.from_state, t.to_state) for t in await job_store.job_transitions(db, job_id)]
+    assert history == [(None, "DETECTED"), ("DETECTED", "QUEUED")]
+
+
+async def test_same_candidate_twice_opens_one_job(db: Ledger) -> None:
+    decision, candidate, snapshot, config = escalation()
+    first = await open_job(db, decision, candidate, snapshot, NOW, config=config)
+    again = await open_job(
+        db, decision, candidate, snapshot, NOW + timedelta(minutes=5), config=config
+    )
+    assert first is not None and again is None
+    assert len(await job_store.list_jobs(db)) == 1
+
+
+async def test_shadow_mode_records_would_be_job_without_reservation(db: Ledger) -> None:
+    decision, candidate, snapshot, config = escalation(mode="shadow")
+    job_id = await open_job(db, decision, candidate, snapshot, NOW, config=config)
+    assert job_id is not None
+    job = await job_store.get_job(db, job_id)
+    assert job is not None and job.state == JobState.SUPPRESSED and job.attempt == 0
+    assert "shadow" in (job.state_reason or "")
+    assert (await spend_ledger.job_spend(db, job_id)).reserved_dollars == 0
+    # nothing to lease
+    agent, _token = await agent_store.add_agent(db, "a1", NOW)
+    assert await Escalations(db, clock=lambda: NOW).lease(agent) is None
+    # a redelivery in shadow mode records nothing new; act mode later opens it for real
+    assert await open_job(db, decision, candidate, snapshot, NOW, config=config) is None
+    act = replace(decision, mode="act")
+    real = await open_job(db, act, candidate, snapshot, NOW, config=make_config())
+    assert real is not None and real != job_id
+    real_job = await job_store.get_job(db, real)
+    assert real_job is not None and real_job.state == JobState.QUEUED and real_job.attempt == 1
+
+
+async def test_suppressed_candidate_opens_nothing(db: Ledger) -> None:
+    decision, candidate, snapshot, config = escalation()
+    suppressed = candidate.suppress(candidate.suppressed or "budget", "budget.pr", "no money")  # type: ignore[arg-type]
+    assert await open_job(db, decision, suppressed, snapshot, NOW, config=config) is None
+
+
+async def test_lease_heartbeat_report_moves_only_along_legal_edges(db: Ledger) -> None:
+    decision, candidate, snapshot, config = escalation()
+    job_id = await open_job(db, decision, candidate, snapshot, NOW, config=config)
+    a1, _ = await agent_store.add_agent(db, "a1", NOW)
+    a2, _ = await agent_store.add_agent(db, "a2", NOW)
+    service = Escalations(db, clock=lambda: NOW)
+    leased = await service.lease(a1)
+    assert leased is not None and leased["job_id"] == job_id
+    assert await service.lease(a2) is None  # one job, leased once
+    with pytest.raises(ReportError):
+        await service.heartbeat(a2, job_id)  # type: ignore[arg-type]
+    await service.heartbeat(a1, job_id)  # type: ignore[arg-type]
+    job = await job_store.get_job(db, job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state == JobState.RUNNING
+    with pytest.raises(ReportError) as bad:
+        await service.report(a1, job_id, {"outcome": "maybe"})  # type: ignore[arg-type]
+    assert bad.value.status == 400
+    # no GitHub reader: the claim is recorded and the job waits for verification
+    outcome = await service.report(
+        a1,
+        job_id,
+        {"outcome": "done", "tokens_in": 1000, "tokens_out": 200, "dollars": 0.4},  # type: ignore[arg-type]
+    )
+    assert outcome.state == JobState.CLAIMED_DONE
+    sums = await spend_ledger.job_spend(db, job_id)  # type: ignore[arg-type]
+    assert sums.spent_dollars == pytest.approx(0.4) and sums.outstanding_dollars == 0
+    with pytest.raises(ReportError):
+        await service.report(a1, job_id, {"outcome": "done"})  # type: ignore[arg-type]
+
+
+async def test_expired_lease_counts_charges_and_requeues_until_caps(db: Ledger) -> None:
+    decision, candidate, snapshot, config = escalation()
+    job_id = await open_job(db, decision, candidate, snapshot, NOW, config=config)
+    agent, _ = await agent_store.add_agent(db, "crashy", NOW)
+    clock = [NOW]
+    service = Escalations(db, clock=lambda: clock[0], lease_ttl=timedelta(minutes=1))
+    assert await service.lease(agent) is not None
+    await service.heartbeat(agent, job_id, {"dollars": 0.25, "tokens_in": 500})  # type: ignore[arg-type]
+    clock[0] = NOW + timedelta(minutes=5)
+    [expired] = await service.expire_leases()
+    assert expired.state == JobState.LEASE_EXPIRED and expired.requeued_job_id is not None
+    sums = await spend_ledger.job_spend(db, job_id)  # type: ignore[arg-type]
+    assert sums.spent_dollars == pytest.approx(0.25) and sums.outstanding_dollars == 0
+    retry = await job_store.get_job(db, expired.requeued_job_id)
+    assert retry is not None and retry.state == JobState.QUEUED and retry.attempt == 2
+    assert retry.brief["attempt"] == {"n": 2, "of": 2}
+    # the second attempt crashes silently: charged its whole reservation, no third attempt
+    assert await service.lease(agent) is not None
+    clock[0] = NOW + timedelta(minutes=10)
+    [second] = await service.expire_leases()
+    assert second.requeued_job_id is None
+    retry_sums = await spend_ledger.job_spend(db, retry.id)  # type: ignore[arg-type]
+    assert retry_sums.spent_dollars == pytest.approx(retry.budget_dollars or 0)
+    assert await service.lease(agent) is None
+
+
+async def test_tokens_are_stored_as_hashes_only(db: Ledger) -> None:
+    agent, token = await agent_store.add_agent(db, "a1", NOW)
+    assert token not in agent.token_hash and agent.token_hash == agent_store.hash_token(token)
+    assert (await agent_store.authenticate(db, token)) is not None
+    assert await agent_store.authenticate(db, token + "x") is None
+    assert await agent_store.authenticate(db, "") is None
