@@ -78,12 +78,16 @@ class Server:
         )
         self.background = background or []
         self.stopping = False
+        # Extra routes on the same app (the dashboard and /metrics): each is called with the app.
+        self.mounts: list[Callable[[web.Application], None]] = []
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
         app.router.add_post("/webhooks", self.intake.handle)
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/readyz", self.readyz)
+        for mount in self.mounts:
+            mount(app)
         app.on_startup.append(self._on_startup)
         app.on_shutdown.append(self._on_shutdown)
         return app
