@@ -68,6 +68,13 @@ class Settings(BaseSettings):
     typed_webhook_parse: bool = Field(
         True, description="Also parse deliveries with githubkit's typed models (raw dict fallback)."
     )
+    # --- maintainer view (issue 7) ---
+    dashboard_token: SecretStr | None = Field(
+        None,
+        description="Token for the dashboard and /metrics (bearer, ?token= once, or basic auth "
+        "password). Required when `host` is not a loopback address; without it they answer 403 "
+        "there.",
+    )
 
     @field_validator("database_url")
     @classmethod
