@@ -46,7 +46,9 @@ def build(rng: random.Random, number: int) -> tuple[PullRequestSnapshot, PullReq
         for i in range(rng.randint(0, 10))
     )
     reviews = tuple(
-        Review(100 + i, MAINTAINER, rng.choice(["APPROVED", "CHANGES_REQUESTED", "COMMENTED"]), day())
+        Review(
+            100 + i, MAINTAINER, rng.choice(["APPROVED", "CHANGES_REQUESTED", "COMMENTED"]), day()
+        )
         for i in range(rng.randint(0, 3))
     )
     snapshot = PullRequestSnapshot(

@@ -1,0 +1,126 @@
+"""prsteward's own reconciler, alone in a process, against a sim in another process.
+
+``python -m bench.reconcile_worker --sim URL --app-id N --key FILE --database URL`` runs, each
+phase between a reset and a read of the sim's request accounting:
+
+1. ``first``: discovery and the poller's first cycle into an empty ledger (cheap check, then a
+   full sweep: every snapshot is new);
+2. ``quiet``: an ordinary cycle with nothing changed (one conditional request per repository);
+3. ``full``: a steady-state full sweep (ledger warm, nothing changed);
+4. ``after_full`` and ``quiet_again``: the ordinary cycles after that full sweep.
+
+CPU seconds (all threads of this process) and wall time are measured around each phase only;
+the peak RSS is this process's high-water mark. Prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import resource
+import time
+from pathlib import Path
+from typing import Any
+
+from bot.github import GitHubApp
+from bot.reconcile import Reconciler, RepoResult
+from ledger import pulls, repositories
+from ledger.db import Ledger
+from ledger.migrate import upgrade_async
+from sim.control import SimControl
+
+
+def summarise(results: list[RepoResult]) -> dict[str, Any]:
+    return {
+        "repositories": len(results),
+        "read": sum(r.read for r in results),
+        "changed": sum(len(r.changed) for r in results),
+        "unchanged_304": sum(1 for r in results if r.unchanged),
+        "client_requests": sum(r.requests for r in results),
+        "graphql_cost_seen": sum(r.graphql_cost for r in results),
+        "errors": [e for r in results for e in r.errors][:5],
+        "modes": sorted({r.mode for r in results}),
+    }
+
+
+def accounting_summary(data: dict[str, Any]) -> dict[str, Any]:
+    totals = data.get("totals", {})
+    return {
+        "requests": int(totals.get("requests", 0)),
+        "charged": int(totals.get("charged", 0)),
+        "conditional_hits": int(totals.get("conditional_hits", 0)),
+        "graphql_points": int(totals.get("graphql_points", 0)),
+        "graphql_queries": int(totals.get("graphql_queries", 0)),
+        "by_endpoint": dict(data.get("requests", {})),
+    }
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sim", required=True)
+    parser.add_argument("--app-id", type=int, required=True)
+    parser.add_argument("--key", type=Path, required=True)
+    parser.add_argument("--database", required=True)
+    parser.add_argument("--dump-snapshots", type=Path, default=None)
+    parser.add_argument("--profile", type=Path, default=None, help="cProfile stats of the phases")
+    args = parser.parse_args()
+
+    await upgrade_async(args.database)
+    db = Ledger(args.database)
+    control = SimControl(args.sim)
+    app = GitHubApp(app_id=args.app_id, private_key=args.key.read_text(), api_url=args.sim)
+    reconciler = Reconciler(app, db)
+    out: dict[str, Any] = {"phases": {}}
+
+    profiler = cProfile.Profile() if args.profile else None
+
+    async def phase(name: str, run: Any) -> None:
+        await control.reset_accounting()
+        if profiler is not None:
+            profiler.enable()
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        results = await run()
+        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        if profiler is not None:
+            profiler.disable()
+        accounting = accounting_summary(await control.accounting())
+        out["phases"][name] = {
+            "cpu_seconds": cpu,
+            "wall_seconds": wall,
+            "sim": accounting,
+            "reconciler": summarise(results),
+        }
+
+    async def first() -> list[RepoResult]:
+        await reconciler.discover()
+        return await reconciler.run_cycle()  # the poller's first cycle: check, then full sweep
+
+    try:
+        await phase("first", first)
+        await phase("quiet", lambda: reconciler.run_cycle())
+        await phase("full", lambda: reconciler.run_cycle(full=True))
+        await phase("after_full", lambda: reconciler.run_cycle())
+        await phase("quiet_again", lambda: reconciler.run_cycle())
+        out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        out["repositories_in_ledger"] = len(await repositories.list_repositories(db))
+        if args.dump_snapshots is not None:
+            count = 0
+            with args.dump_snapshots.open("w") as handle:
+                for repo in await repositories.list_repositories(db):
+                    for row in await pulls.list_open(db, repo.full_name):
+                        if row.snapshot is not None:
+                            handle.write(json.dumps(row.snapshot, separators=(",", ":")) + "\n")
+                            count += 1
+            out["snapshots_dumped"] = count
+        if profiler is not None:
+            profiler.dump_stats(str(args.profile))
+    finally:
+        await control.aclose()
+        await db.close()
+    print(json.dumps(out), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
