@@ -26,7 +26,10 @@ CONFIG_PATH = ".github/prsteward.yml"
 
 def bare_login(login: str) -> str:
     """``app/NAME``, ``NAME[bot]`` and ``NAME`` are one account; case does not matter."""
-    return login.strip().lower().removeprefix("app/").removesuffix("[bot]")
+    name = login.lower()
+    if name.startswith("app/"):
+        name = name[4:]
+    return name[:-5] if name.endswith("[bot]") else name
 
 
 def _kebab(name: str) -> str:
@@ -130,10 +133,11 @@ class Config(_Model):
         GentleStep.CLOSE,
     )
     exempt_pr_labels: tuple[str, ...] = ("lifecycle/frozen",)
-    exempt_pr_authors: tuple[str, ...] = ()
-    exempt_milestones: tuple[str, ...] = ()
+    exempt_pr_authors: tuple[str, ...] = ()  # prsteward's own (actions/stale has none)
+    exempt_pr_milestones: tuple[str, ...] = ()
     exempt_all_pr_milestones: bool = False
     exempt_draft_pr: bool = True
+    exempt_pr_assignees: tuple[str, ...] = ()
     exempt_all_pr_assignees: bool = False
     only_labels: tuple[str, ...] = ()
     stale_pr_label: str = "lifecycle/stale"

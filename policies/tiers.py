@@ -89,11 +89,17 @@ def exemption(
     if snapshot.author.login.lower() in {a.lower() for a in config.exempt_pr_authors}:
         return "exempt.author", f"author {snapshot.author.login} is in exempt-pr-authors"
     if snapshot.milestone is not None and (
-        config.exempt_all_pr_milestones or snapshot.milestone in config.exempt_milestones
+        config.exempt_all_pr_milestones or snapshot.milestone in config.exempt_pr_milestones
     ):
         return "exempt.milestone", f"in milestone {snapshot.milestone}"
     if config.exempt_all_pr_assignees and snapshot.assignees:
         return "exempt.assignees", "has assignees (exempt-all-pr-assignees)"
+    exempt_assignees = sorted(set(snapshot.assignees) & set(config.exempt_pr_assignees))
+    if exempt_assignees:
+        return (
+            "exempt.assignees",
+            f"assigned to {', '.join(exempt_assignees)} (exempt-pr-assignees)",
+        )
     if config.exempt_draft_pr and snapshot.is_draft:
         return "exempt.draft", "draft PR (exempt-draft-pr)"
     missing = [label for label in config.only_labels if label not in labels]

@@ -135,3 +135,12 @@ def test_effective_config_skips_a_broken_layer_and_reports_it() -> None:
 def test_config_is_frozen() -> None:
     with pytest.raises(Exception, match="frozen"):
         DEFAULT_CONFIG.mode = "act"  # type: ignore[misc]
+
+
+def test_the_documented_reference_parses_to_the_built_in_defaults() -> None:
+    # Guards docs/policies.md against drift: every key documented exists, with its default.
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "policies.md").read_text()
+    block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert parse_config(block) == DEFAULT_CONFIG

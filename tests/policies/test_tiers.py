@@ -212,3 +212,44 @@ def test_silence_starts_when_the_turn_passed_to_the_author() -> None:
     event = whose_turn(snapshot, make_history(), config, triggers)
     assert author_silence_start(snapshot, event) == at(200)
     assert tier_of(snapshot, at(201)) is Tier.SIGNAL
+
+
+@pytest.mark.parametrize(
+    ("snapshot", "config_overrides", "expected_rule"),
+    [
+        (make_snapshot(milestone="v2"), {"exempt-pr-milestones": ["v2"]}, "exempt.milestone"),
+        (make_snapshot(milestone="v2"), {"exempt-all-pr-milestones": True}, "exempt.milestone"),
+        (make_snapshot(milestone="v3"), {"exempt-pr-milestones": ["v2"]}, None),
+        (make_snapshot(assignees=("bob",)), {"exempt-all-pr-assignees": True}, "exempt.assignees"),
+        (make_snapshot(assignees=("bob",)), {"exempt-pr-assignees": ["bob"]}, "exempt.assignees"),
+        (make_snapshot(assignees=("bob",)), {"exempt-pr-assignees": ["eve"]}, None),
+        (make_snapshot(), {"exempt-pr-authors": ["Contributor"]}, "exempt.author"),
+        (make_snapshot(labels=("security",)), {"exempt-pr-labels": ["security"]}, "exempt.label"),
+        (make_snapshot(), {"only-labels": ["bot-managed"]}, "exempt.only-labels"),
+        (make_snapshot(labels=("bot-managed",)), {"only-labels": ["bot-managed"]}, None),
+        (make_snapshot(is_draft=True), {"exempt-draft-pr": False}, None),
+    ],
+    ids=[
+        "milestone listed -> exempt",
+        "any milestone with exempt-all-pr-milestones -> exempt",
+        "other milestone -> not exempt",
+        "assignee with exempt-all-pr-assignees -> exempt",
+        "listed assignee -> exempt",
+        "unlisted assignee -> not exempt",
+        "exempt author, any case -> exempt",
+        "exempt label -> exempt",
+        "lacks an only-labels label -> exempt",
+        "has the only-labels label -> not exempt",
+        "draft with exempt-draft-pr false -> not exempt",
+    ],
+)
+def test_exemptions(
+    snapshot: PullRequestSnapshot, config_overrides: dict[str, object], expected_rule: str | None
+) -> None:
+    decision = decide(
+        snapshot, make_history(), make_config(**config_overrides), make_spend(), at(1)
+    )
+    if expected_rule is None:
+        assert decision.tier.tier is not Tier.EXEMPT
+    else:
+        assert (decision.tier.tier, decision.tier.rule_id) == (Tier.EXEMPT, expected_rule)
