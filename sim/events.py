@@ -573,7 +573,8 @@ def move_base(
     repo.branches[ref] = after
     repo.pushed_at = sim.state.now()
     pusher = sender or repo.owner
-    head_commit = sim.render.head_commit(repo, after)
+    identity = {"name": pusher, "email": f"{pusher}@users.noreply.sim", "username": pusher}
+    head_commit = {**sim.render.head_commit(repo, after), "author": identity, "committer": identity}
     commit = {
         **head_commit,
         "distinct": True,
@@ -598,6 +599,9 @@ def move_base(
         head_commit=commit,
         pusher={"name": pusher, "email": f"{pusher}@users.noreply.sim"},
     )
+    # A push payload's repository is the older shape: owner with name/email, stargazers, ...
+    payload["repository"].update({"stargazers": 0, "master_branch": repo.default_branch})
+    payload["repository"]["owner"].update({"name": repo.owner, "email": None})
     emit(sim, repo, "push", payload)
     conflicting = set(conflicts or [])
     for pull in repo.pulls.values():

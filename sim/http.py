@@ -41,7 +41,7 @@ class Principal:
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)
 
 
-class GitHubError(web.HTTPException):
+class GitHubError(Exception):
     """An error answered in GitHub's shape: ``{"message", "documentation_url", ...}``."""
 
     def __init__(
@@ -53,16 +53,13 @@ class GitHubError(web.HTTPException):
         headers: dict[str, str] | None = None,
         documentation_url: str = DOCS,
     ) -> None:
+        super().__init__(message)
         self.status_code = status
-        body: dict[str, Any] = {"message": message, "documentation_url": documentation_url}
+        self.body: dict[str, Any] = {"message": message, "documentation_url": documentation_url}
         if errors is not None:
-            body["errors"] = errors
-        body["status"] = str(status)
-        super().__init__(
-            text=json.dumps(body),
-            content_type="application/json",
-            headers=headers,
-        )
+            self.body["errors"] = errors
+        self.body["status"] = str(status)
+        self.headers = dict(headers or {})
 
 
 def not_found() -> GitHubError:

@@ -229,6 +229,7 @@ class Renderer:
             "open_issues": open_issues,
             "watchers": 0,
             "default_branch": repo.default_branch,
+            "custom_properties": {},
         }
         if full:
             data["network_count"] = 0
@@ -427,8 +428,8 @@ class Renderer:
             "performed_via_github_app": None,
             "state_reason": issue.state_reason if isinstance(issue, Issue) else None,
         }
+        data["draft"] = issue.draft if isinstance(issue, PullRequest) else False
         if isinstance(issue, PullRequest):
-            data["draft"] = issue.draft
             data["pull_request"] = {
                 "url": f"{base}/pulls/{issue.number}",
                 "html_url": html,
@@ -536,7 +537,28 @@ class Renderer:
             "html_url": "https://github.com/apps/github-actions",
             "created_at": "2018-07-30T09:30:17Z",
             "updated_at": "2019-12-10T19:04:12Z",
-            "permissions": {"actions": "write", "checks": "write", "metadata": "read"},
+            "permissions": {  # as in GitHub's example check_run payloads
+                "actions": "write",
+                "administration": "write",
+                "checks": "write",
+                "contents": "write",
+                "deployments": "write",
+                "issues": "write",
+                "members": "write",
+                "metadata": "read",
+                "organization_administration": "write",
+                "organization_hooks": "write",
+                "organization_plan": "read",
+                "organization_projects": "write",
+                "organization_user_blocking": "write",
+                "pages": "write",
+                "pull_requests": "write",
+                "repository_hooks": "write",
+                "repository_projects": "write",
+                "statuses": "write",
+                "team_discussions": "write",
+                "vulnerability_alerts": "read",
+            },
             "events": ["check_run", "check_suite", "pull_request", "push"],
         }
 

@@ -117,9 +117,14 @@ async def rate_limit(
             "reset": window.reset_at,
         }
 
+    # The sim serves no search: its bucket is always full (GitHub: 30 a minute).
+    search = {"limit": 30, "used": 0, "remaining": 30, "reset": now + 60}
     return json_response(
         request,
-        {"resources": {"core": entry(core), "graphql": entry(graphql)}, "rate": entry(core)},
+        {
+            "resources": {"core": entry(core), "graphql": entry(graphql), "search": search},
+            "rate": entry(core),
+        },
     )
 
 

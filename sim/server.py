@@ -46,12 +46,8 @@ def endpoint_key(request: web.Request) -> str:
 
 
 def error_response(error: GitHubError, extra_headers: dict[str, str] | None = None) -> web.Response:
-    headers = dict(extra_headers or {})
-    return web.Response(
-        status=error.status_code,
-        body=error.text.encode() if error.text else b"",
-        content_type="application/json",
-        headers=headers,
+    return web.json_response(
+        error.body, status=error.status_code, headers={**error.headers, **(extra_headers or {})}
     )
 
 
