@@ -564,61 +564,70 @@ class Escalations:
     # -- housekeeping
 
     async def expire_leases(self) -> list[Outcome]:
-        """LEASED/RUNNING jobs past their lease -> LEASE_EXPIRED; the attempt still counts and
-        is charged what it last reported (else its whole reservation: fail closed); re-queued
-        when the caps allow."""
-        now = self.clock()
+        """LEASED/RUNNING jobs past their lease -> LEASE_EXPIRED (see :meth:`abandon`)."""
         out: list[Outcome] = []
-        for job_id in await job_store.expired_leases(self.db, now):
-            async with self.db.transaction() as session:
-                job = await session.get(EscalationJob, job_id)
-                if job is None:
-                    continue
-                owner = job.lease_owner
-                moved = await job_store.transition(
-                    session,
-                    job_id,
-                    JobState.LEASE_EXPIRED,
-                    "lease.expired",
-                    f"{owner} stopped heart-beating; the attempt counts",
-                    now,
-                )
-                if not moved:
-                    continue
-                attempt = await job_store.current_attempt(session, job_id)
-                beat = ((attempt.report or {}).get("heartbeat") or {}) if attempt else {}
-                if attempt is not None:
-                    attempt.ended_at = now
-                    attempt.verdict = JobState.LEASE_EXPIRED.value
-                    attempt.verdict_reason = "lease expired without a report"
-                sums = await spend_ledger.job_spend_in(session, job_id)
-                if beat:
-                    await spend_ledger.add(
-                        session,
-                        job,
-                        SpendKind.SPEND,
-                        now,
-                        attempt_id=attempt.id if attempt else None,
-                        tokens_in=int(beat.get("tokens_in", 0)),
-                        tokens_out=int(beat.get("tokens_out", 0)),
-                        dollars=float(beat.get("dollars", 0.0)),
-                        note="crashed attempt: its last heartbeat's spend",
-                    )
-                else:
-                    await spend_ledger.add(
-                        session,
-                        job,
-                        SpendKind.SPEND,
-                        now,
-                        attempt_id=attempt.id if attempt else None,
-                        tokens_in=sums.reserved_tokens - sums.released_tokens,
-                        dollars=sums.outstanding_dollars,
-                        note="crashed attempt, spend unknown: charged its reservation",
-                    )
-                await spend_ledger.release_outstanding(session, job, now, "lease expired")
-            requeued = await self._maybe_requeue(job, tuple(job.flags or ()), None, "lease expired")
-            out.append(Outcome(job_id, JobState.LEASE_EXPIRED.value, "lease expired", (), requeued))
+        for job_id in await job_store.expired_leases(self.db, self.clock()):
+            outcome = await self.abandon(job_id, "stopped heart-beating")
+            if outcome is not None:
+                out.append(outcome)
         return out
+
+    async def abandon(self, job_id: int, why: str) -> Outcome | None:
+        """End a LEASED/RUNNING attempt that will not report (lease expired, the command
+        timed out, the runner failed): LEASE_EXPIRED. The attempt still counts, and is charged
+        what it last reported in a heartbeat, else its whole reservation (fail closed).
+        Re-queued when the caps allow. None when the job was not leased any more."""
+        now = self.clock()
+        async with self.db.transaction() as session:
+            job = await session.get(EscalationJob, job_id)
+            if job is None:
+                return None
+            owner = job.lease_owner
+            moved = await job_store.transition(
+                session,
+                job_id,
+                JobState.LEASE_EXPIRED,
+                "lease.expired",
+                f"{owner}: {why}; the attempt counts",
+                now,
+            )
+            if not moved:
+                return None
+            attempt = await job_store.current_attempt(session, job_id)
+            beat = ((attempt.report or {}).get("heartbeat") or {}) if attempt else {}
+            if attempt is not None:
+                attempt.ended_at = now
+                attempt.verdict = JobState.LEASE_EXPIRED.value
+                attempt.verdict_reason = why
+            sums = await spend_ledger.job_spend_in(session, job_id)
+            if beat:
+                await spend_ledger.add(
+                    session,
+                    job,
+                    SpendKind.SPEND,
+                    now,
+                    attempt_id=attempt.id if attempt else None,
+                    tokens_in=int(beat.get("tokens_in", 0)),
+                    tokens_out=int(beat.get("tokens_out", 0)),
+                    dollars=float(beat.get("dollars", 0.0)),
+                    note="crashed attempt: its last heartbeat's spend",
+                )
+            else:
+                await spend_ledger.add(
+                    session,
+                    job,
+                    SpendKind.SPEND,
+                    now,
+                    attempt_id=attempt.id if attempt else None,
+                    tokens_in=sums.reserved_tokens - sums.released_tokens,
+                    dollars=sums.outstanding_dollars,
+                    note="crashed attempt, spend unknown: charged its reservation",
+                )
+            await spend_ledger.release_outstanding(
+                session, job, now, "attempt ended without a report"
+            )
+        requeued = await self._maybe_requeue(job, tuple(job.flags or ()), None, why)
+        return Outcome(job_id, JobState.LEASE_EXPIRED.value, why, (), requeued)
 
     async def tick(self) -> dict[str, int]:
         """One housekeeping pass: expire leases, verify jobs waiting on GitHub."""

@@ -76,3 +76,19 @@ async def disable_agent(db: Ledger, name: str, now: datetime) -> bool:
             return False
         agent.disabled_at = now
     return True
+
+
+async def ensure_internal_agent(db: Ledger, name: str, now: datetime) -> Agent:
+    """An agent row for prsteward's own deliveries (push, command). Its token is thrown away at
+    once, so nobody can use it on the pull API."""
+    agents = table_of(Agent)
+    async with db.transaction() as session:
+        found = (
+            await session.execute(select(Agent).where(agents.c.name == name))
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
+        agent = Agent(name=name, token_hash=hash_token(new_token()), created_at=now)
+        session.add(agent)
+        await session.flush()
+        return agent

@@ -1,0 +1,115 @@
+"""The agents' pull API, on prsteward's aiohttp server. Every call needs ``Authorization: Bearer
+TOKEN`` (``prsteward agents add NAME`` prints one); a missing or wrong token is 401.
+
+    POST /api/jobs/lease              -> 200 {job_id, repository, number, brief, lease_expires_at}
+                                         or 204 when nothing is queued
+    POST /api/jobs/{id}/heartbeat     {tokens_in?, tokens_out?, dollars?} -> 200 {lease_expires_at}
+    POST /api/jobs/{id}/report        {outcome: done|failed|blocked, tokens_in, tokens_out,
+                                       dollars, pushed_shas, blocker_evidence, model?, summary?}
+                                      -> 200 {state, reason, flags}: prsteward's verdict after
+                                         reading GitHub, not an echo of the claim
+    GET  /api/jobs/{id}               -> 200 the job's state (the lease holder only)
+
+Tokens are never logged; only their hashes are stored (``ledger/agents.py``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from aiohttp import web
+
+from bot.escalation import Escalations, ReportError
+from ledger import agents as agent_store
+from ledger import jobs as job_store
+from ledger.models import Agent
+
+log = logging.getLogger("prsteward.jobs_api")
+
+MAX_REPORT_BYTES = 256 * 1024
+AGENT_KEY = web.AppKey("prsteward_agent", Agent)
+
+
+def _error(status: int, message: str) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="prsteward"'} if status == 401 else None
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+class JobsApi:
+    def __init__(self, escalations: Escalations) -> None:
+        self.escalations = escalations
+        self.db = escalations.db
+
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_post("/api/jobs/lease", self._guard(self.lease))
+        app.router.add_post("/api/jobs/{job_id:\\d+}/heartbeat", self._guard(self.heartbeat))
+        app.router.add_post("/api/jobs/{job_id:\\d+}/report", self._guard(self.report))
+        app.router.add_get("/api/jobs/{job_id:\\d+}", self._guard(self.show))
+
+    async def _agent(self, request: web.Request) -> Agent | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return await agent_store.authenticate(self.db, token.strip())
+
+    def _guard(self, handler: Any) -> Any:
+        async def guarded(request: web.Request) -> web.StreamResponse:
+            agent = await self._agent(request)
+            if agent is None:
+                return _error(401, "a valid agent bearer token is needed")
+            try:
+                return await handler(request, agent)  # type: ignore[no-any-return]
+            except ReportError as error:
+                return _error(error.status, str(error))
+
+        return guarded
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        raw = await request.content.read(MAX_REPORT_BYTES + 1)
+        if len(raw) > MAX_REPORT_BYTES:
+            raise ReportError("body too large", 413)
+        if not raw.strip():
+            return {}
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            raise ReportError("body: not JSON", 400) from None
+        if not isinstance(body, dict):
+            raise ReportError("body: a JSON object", 400)
+        return body
+
+    async def lease(self, request: web.Request, agent: Agent) -> web.Response:
+        job = await self.escalations.lease(agent)
+        if job is None:
+            return web.Response(status=204)
+        log.info("job %s leased to %s", job["job_id"], agent.name)
+        return web.json_response(job)
+
+    async def heartbeat(self, request: web.Request, agent: Agent) -> web.Response:
+        job_id = int(request.match_info["job_id"])
+        answer = await self.escalations.heartbeat(agent, job_id, await self._body(request))
+        return web.json_response(answer)
+
+    async def report(self, request: web.Request, agent: Agent) -> web.Response:
+        job_id = int(request.match_info["job_id"])
+        outcome = await self.escalations.report(agent, job_id, await self._body(request))
+        return web.json_response(outcome.as_json())
+
+    async def show(self, request: web.Request, agent: Agent) -> web.Response:
+        job_id = int(request.match_info["job_id"])
+        job = await job_store.get_job(self.db, job_id)
+        if job is None or job.lease_owner != agent.name:
+            raise ReportError(f"no job {job_id} for {agent.name}", 404)
+        return web.json_response(
+            {
+                "job_id": job.id,
+                "state": job.state,
+                "reason": job.state_reason,
+                "attempt": job.attempt,
+                "max_attempts": job.max_attempts,
+                "flags": list(job.flags or []),
+            }
+        )
