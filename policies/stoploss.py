@@ -109,6 +109,14 @@ def escalation_block(
     """The first rule that forbids escalating ``trigger`` now, or None."""
     caps = config.stop_loss
     jobs = history.jobs
+    if touches_workflows(snapshot) and not config.risk.allow_workflow_files:
+        return StopLossHit(
+            Block.RISK,
+            "risk.workflow-files",
+            "the PR touches workflow files; opt in with risk.allow-workflow-files",
+        )
+    if not jobs and not history.repository_jobs:
+        return None  # nothing ever escalated here: no cap can bind (cooldown needs a job too)
     if any(j.fingerprint == trigger.fingerprint for j in jobs):
         return StopLossHit(
             Block.DUPLICATE, "dedupe.escalation", "this trigger fingerprint was escalated already"
@@ -116,12 +124,6 @@ def escalation_block(
     if any(j.state in IN_FLIGHT_STATES for j in jobs):
         return StopLossHit(
             Block.IN_FLIGHT, "stop-loss.in-flight", "another job on this PR is still running"
-        )
-    if touches_workflows(snapshot) and not config.risk.allow_workflow_files:
-        return StopLossHit(
-            Block.RISK,
-            "risk.workflow-files",
-            "the PR touches workflow files; opt in with risk.allow-workflow-files",
         )
     signature = same_failure_repeated(jobs, caps.same_failure_signature_limit)
     if signature is not None:

@@ -160,8 +160,8 @@ def whose_turn(
         for c in snapshot.comments
         if c.created_at > author_at
         and c.author.login != snapshot.author.login
-        and not is_command(c)
         and is_trusted_voice(c.author, config, maintainers)
+        and not is_command(c)
     ]
     if questions:
         newest = max(questions, key=lambda c: (c.created_at, c.id))

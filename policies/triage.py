@@ -10,7 +10,7 @@ applied here: the executor does that; the decision only carries it.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -120,7 +120,20 @@ class Candidate:
         (safety suppressions such as partial/paused/zombie outrank the specific ones)."""
         if self.suppressed is not None and not overrides:
             return self
-        return replace(self, suppressed=why, suppressed_rule_id=rule_id, suppressed_reason=reason)
+        return Candidate(
+            self.kind,
+            self.key,
+            self.rule_id,
+            self.reason,
+            why,
+            rule_id,
+            reason,
+            self.label,
+            self.body,
+            self.edit_comment_id,
+            self.trigger,
+            self.budget,
+        )
 
     def line(self) -> str:
         what = self.kind.value + (f" {self.label}" if self.label else "")

@@ -56,8 +56,10 @@ def is_app(login: str, config: Config) -> bool:
 
 def is_bot(actor: Actor) -> bool:
     """A bot account (typed Bot, or a ``[bot]`` / ``app/`` login)."""
+    if actor.is_bot:
+        return True
     login = actor.login.lower()
-    return actor.is_bot or login.endswith("[bot]") or login.startswith("app/")
+    return login.endswith("[bot]") or login.startswith("app/")
 
 
 def is_allowlisted_bot(actor: Actor, config: Config) -> bool:
@@ -69,26 +71,35 @@ def has_write_access(actor: Actor, config: Config, maintainers: frozenset[str]) 
     if actor.association in WRITE_ASSOCIATIONS:
         return True
     login = actor.login.lower()
-    return login in config.maintainer_logins or login in {m.lower() for m in maintainers}
+    if login in config.maintainer_logins:
+        return True
+    return bool(maintainers) and login in {m.lower() for m in maintainers}
 
 
 def is_trusted_voice(actor: Actor, config: Config, maintainers: frozenset[str]) -> bool:
     """May this actor's words trigger prsteward? Never the App; bots only when allowlisted;
     humans only with write access."""
-    if is_app(actor.login, config):
+    bare = bare_login(actor.login)
+    if bare in config.app_names:
         return False
     if is_bot(actor):
-        return is_allowlisted_bot(actor, config)
+        return bare in config.allowlisted_bot_names
     return has_write_access(actor, config, maintainers)
 
 
 def is_human(actor: Actor, config: Config) -> bool:
     """A person, not a bot and not the App: only people move prsteward's timers."""
-    return not is_app(actor.login, config) and not is_bot(actor)
+    if actor.is_bot:
+        return False
+    login = actor.login.lower()
+    if login.endswith("[bot]") or login.startswith("app/"):
+        return False
+    return login not in config.app_names
 
 
 def is_command(comment: Comment) -> bool:
-    return comment.body.lstrip().lower().startswith(COMMAND_PREFIX)
+    """A ``/prsteward ...`` command (handled by the command layer, never feedback)."""
+    return comment.body[:64].lstrip().lower().startswith(COMMAND_PREFIX)
 
 
 # --- small named rules --------------------------------------------------------------------------
@@ -104,8 +115,10 @@ def failing_check_names(snapshot: PullRequestSnapshot) -> tuple[str, ...]:
     return tuple(sorted({c.name for c in snapshot.checks if c.outcome is CheckOutcome.FAILURE}))
 
 
-def ci_fingerprint(snapshot: PullRequestSnapshot) -> str:
-    return digest("failing_ci", snapshot.head_sha, *failing_check_names(snapshot))
+def ci_fingerprint(snapshot: PullRequestSnapshot, names: tuple[str, ...] | None = None) -> str:
+    """Head SHA + sorted failing check names (``names`` when already computed)."""
+    failing = failing_check_names(snapshot) if names is None else names
+    return digest("failing_ci", snapshot.head_sha, *failing)
 
 
 def has_conflict(snapshot: PullRequestSnapshot) -> bool:
@@ -181,7 +194,7 @@ def failing_ci_trigger(
     names = failing_check_names(snapshot)
     if not names:
         return None
-    fingerprint = ci_fingerprint(snapshot)
+    fingerprint = ci_fingerprint(snapshot, names)
     at = _latest(c.completed_at for c in snapshot.failing_checks) or snapshot.head_committed_at
     evidence = tuple(
         f"{c.name}: {c.url or '-'}" for c in sorted(snapshot.failing_checks, key=lambda c: c.name)
@@ -288,8 +301,8 @@ def maintainer_feedback_trigger(
         for c in snapshot.comments
         if (since is None or c.created_at > since)
         and c.author.login != snapshot.author.login
-        and not is_command(c)
         and is_trusted_voice(c.author, config, maintainers)
+        and not is_command(c)
     ]
     if not feedback:
         return None
