@@ -206,6 +206,7 @@ async def start_child(
     timeout: float = 120.0,
     wait_for_json: bool = True,
     stderr_path: Path | None = None,
+    cwd: Path | None = None,
 ) -> Child:
     """Start ``python args...`` (or a command when ``args[0]`` is not a module flag) and wait for
     its first JSON line."""
@@ -223,7 +224,7 @@ async def start_child(
         stderr=stderr,
         stdin=subprocess.DEVNULL,
         env=env or python_env(),
-        cwd=ROOT,
+        cwd=cwd or ROOT,
     )
     if handle is not None:
         handle.close()
@@ -235,6 +236,31 @@ async def start_child(
             await child.stop()
             raise
     return child
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_http(url: str, *, timeout: float = 60.0, want: int = 200) -> None:
+    """Poll ``url`` until it answers ``want``."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    async with httpx.AsyncClient(timeout=2) as client:
+        while True:
+            try:
+                if (await client.get(url)).status_code == want:
+                    return
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{url} did not answer {want} within {timeout:.0f}s")
+            await asyncio.sleep(0.2)
 
 
 def usable_cpus() -> list[int]:
