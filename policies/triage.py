@@ -159,6 +159,11 @@ class Decision:
     triggers: tuple[Trigger, ...]
     candidates: tuple[Candidate, ...]
     notes: tuple[str, ...] = field(default=())  # stop-loss and safety notes, one line each
+    previous_tier: str | None = None  # the tier the ledger had; record a change when it differs
+
+    @property
+    def tier_changed(self) -> bool:
+        return self.previous_tier != self.tier.tier.value
 
     @property
     def proposed(self) -> tuple[Candidate, ...]:
@@ -696,4 +701,5 @@ def decide(
         triggers=triggers,
         candidates=final,
         notes=tuple(notes),
+        previous_tier=history.tier,
     )

@@ -633,3 +633,17 @@ def test_every_candidate_has_key_rule_and_reason() -> None:
         assert c.key.startswith("acme/widgets#1:") and c.rule_id and c.reason
         if c.suppressed is not None:
             assert c.suppressed_rule_id and c.suppressed_reason
+
+
+@pytest.mark.parametrize(
+    ("previous", "expected"),
+    [(None, True), ("active", True), ("signal", False)],
+    ids=[
+        "first decision -> changed",
+        "active before, signal now -> changed",
+        "same tier -> unchanged",
+    ],
+)
+def test_tier_change_is_reported_against_the_ledger(previous: str | None, expected: bool) -> None:
+    decision = run(failing(make_snapshot(), "test"), at(1), make_history(tier=previous))
+    assert decision.tier_changed is expected
