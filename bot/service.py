@@ -18,6 +18,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.dashboard import Dashboard
 from bot.github import GitHubApp, app_from_settings
 from bot.poller import Poller, wants_full_sweep
 from bot.reconcile import Reconciler, RepoResult, RepositoryFilter
@@ -89,7 +90,7 @@ class Service:
 
     def build_server(self) -> Server:
         background: list[Background] = [self.poller] if self.poller is not None else []
-        return Server(
+        server = Server(
             self.db,
             webhook_secret=webhook_secret_of(self.settings),
             repository_allowed=self.repository_filter,
@@ -97,6 +98,18 @@ class Service:
             typed_parse=self.settings.typed_webhook_parse,
             workers=self.settings.webhook_workers,
             background=background,
+        )
+        server.mounts.append(self.build_dashboard().mount)  # GET /, /repos/..., /jobs, /metrics
+        return server
+
+    def build_dashboard(self) -> Dashboard:
+        """The read-only dashboard and /metrics (bot/dashboard.py), on ``settings.host``."""
+        token = self.settings.dashboard_token
+        return Dashboard(
+            self.db,
+            host=self.settings.host,
+            token=token.get_secret_value() if token is not None else None,
+            full_sweep_seconds=self.settings.full_sweep_interval_seconds,
         )
 
     async def reconcile_once(self, repo: str | None = None, full: bool = False) -> list[RepoResult]:

@@ -27,3 +27,15 @@ async def filled(ledger: Ledger) -> Ledger:
     """The ledger of ``tests/view/fill.py``."""
     await fill(ledger)
     return ledger
+
+
+@pytest.fixture
+async def filled_sqlite(sqlite_url: str) -> AsyncIterator[Ledger]:
+    """The filled ledger on SQLite only (for tests of rendering, not of SQL)."""
+    await upgrade_async(sqlite_url)
+    db = Ledger(sqlite_url)
+    try:
+        await fill(db)
+        yield db
+    finally:
+        await db.close()
