@@ -365,8 +365,7 @@ def complete_check(sim: Simulator, repo: Repository, run: CheckRun, conclusion: 
     run.status = "completed"
     run.conclusion = conclusion
     run.completed_at = sim.state.now()
-    for pull in sim.state.pull_by_sha(repo, run.head_sha):
-        touch_pull(sim, pull)
+    # Like GitHub, a check finishing does not change the PR's updated_at: only the webhook says so.
     emit(
         sim,
         repo,
@@ -489,9 +488,7 @@ def set_status(
         created_at=now,
         updated_at=now,
     )
-    repo.statuses.setdefault(sha, []).append(status)
-    for pull in sim.state.pull_by_sha(repo, sha):
-        touch_pull(sim, pull)
+    repo.statuses.setdefault(sha, []).append(status)  # the PR's updated_at stays, as on GitHub
     branches = [
         {
             "name": pull.head_ref,
@@ -804,10 +801,7 @@ def update_issue(
         issue.state = "closed"
         issue.state_reason = state_reason or "completed"
         issue.closed_at = now
-        issue.updated_at = now
-        for pull in repo.pulls.values():
-            if issue.number in pull.closing_issues:
-                touch_pull(sim, pull)
+        issue.updated_at = now  # PRs that reference it keep their updated_at, as on GitHub
         issue_event(sim, repo, issue, "closed", sender)
     elif state == "open" and issue.state != "open":
         issue.state = "open"

@@ -139,7 +139,7 @@ async def github_middleware(
             window.used += 1
             sim.accounting.charged[key] += 1
             sim.accounting.per_installation[principal.key] += 1
-            if request.method in WRITE_METHODS:
+            if request.method in WRITE_METHODS and principal.kind == "installation":
                 sim.accounting.writes[key] += 1
         response.headers.update(window.headers("core"))
     return response

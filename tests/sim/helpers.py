@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -10,6 +11,7 @@ from typing import Any
 
 import httpx
 import jwt
+from aiohttp import web
 
 SMALL_SCENARIO = Path(__file__).resolve().parents[2] / "sim" / "scenarios" / "small.yml"
 
@@ -44,3 +46,24 @@ async def installation_client(
         base_url=server.base_url, headers={"Authorization": f"token {token}"}, timeout=30
     ) as client:
         yield client
+
+
+class Receiver:
+    """A webhook endpoint on a free port that keeps what it got."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        self.arrived = asyncio.Event()
+        self.url = ""
+        self.status = 202  # set to 503 to play a receiver that is down
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if self.status >= 300:
+            return web.Response(status=self.status)
+        self.received.append((dict(request.headers), await request.read()))
+        self.arrived.set()
+        return web.Response(status=self.status)
+
+    def events(self) -> list[tuple[str, str]]:
+        """(event, delivery guid) of what arrived, in order."""
+        return [(h["X-GitHub-Event"], h["X-GitHub-Delivery"]) for h, _ in self.received]

@@ -6,48 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-import pytest
-from aiohttp import web
 from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
 from githubkit.webhooks import verify
 
 from bot.queries import OPEN_PULL_REQUESTS
+from tests.sim.helpers import Receiver
 
 SCENARIO = Path(__file__).resolve().parents[2] / "sim" / "scenarios" / "small.yml"
-
-
-class Receiver:
-    """A webhook endpoint on a free port that keeps what it got."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        self.arrived = asyncio.Event()
-        self.url = ""
-
-    async def handle(self, request: web.Request) -> web.Response:
-        self.received.append((dict(request.headers), await request.read()))
-        self.arrived.set()
-        return web.Response(status=202)
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    target = Receiver()
-    app = web.Application()
-    app.router.add_post("/webhooks", target.handle)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    target.url = f"http://127.0.0.1:{port}/webhooks"
-    yield target
-    await runner.cleanup()
 
 
 async def test_githubkit_drives_the_sim_end_to_end(
