@@ -242,7 +242,7 @@ header a { color:#cbd5e1; text-decoration:none; } header a:hover { color:#fff; }
 header .brand { font-weight:700; color:#fff; font-size:16px; }
 main { padding:20px 24px; max-width:1200px; margin:0 auto; }
 h1 { font-size:20px; margin:0 0 12px; } h2 { font-size:15px; margin:24px 0 8px; }
-.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(170px,1fr)); gap:12px; }
+.cards { display:grid; grid-template-columns:repeat(auto-fit,minmax(140px,1fr)); gap:12px; }
 .card { background:#fff; border:1px solid var(--line); border-radius:8px; padding:12px 14px; }
 .card .n { font-size:24px; font-weight:700; } .card .l { color:var(--muted); font-size:12px; }
 .grid2 { display:grid; grid-template-columns:repeat(auto-fit,minmax(420px,1fr)); gap:16px; }
