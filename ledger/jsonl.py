@@ -11,8 +11,9 @@ Encodings: datetimes ISO-8601 in UTC with microseconds (``2026-01-02T03:04:05.00
 bytes base64, JSON columns as nested JSON, SQL NULL as null. Exporting the same ledger twice,
 or a ledger imported from an export, gives the same bytes on SQLite and PostgreSQL.
 
-Import goes into an empty ledger at the file's schema revision, in one transaction: a bad
-line, a truncated file or a non-empty ledger is refused with a message and nothing is written.
+Import streams the file into an empty ledger at the file's schema revision, in one
+transaction: a bad line, a truncated file or a non-empty ledger is refused with a message and
+nothing is written.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from typing import IO, Any
 
 from sqlalchemy import Column, LargeBinary, Table, func, insert, select, text
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
@@ -183,12 +185,6 @@ async def export_file(db: Ledger, path: Path) -> TableCounts:
 # --- import ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _ParsedFile:
-    revision: str
-    rows: dict[str, list[dict[str, Any]]]
-
-
 def _lines(source: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
     for number, line in enumerate(source, start=1):
         if not line.strip():
@@ -202,9 +198,8 @@ def _lines(source: IO[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, document
 
 
-def _parse(source: IO[str]) -> _ParsedFile:
-    tables = {table.name: table for table in tables_in_order()}
-    lines = _lines(source)
+def _read_header(lines: Iterator[tuple[int, dict[str, Any]]]) -> str:
+    """The header's schema revision, after checking it is our format."""
     first = next(lines, None)
     if first is None:
         raise LedgerImportError("the file is empty")
@@ -218,44 +213,41 @@ def _parse(source: IO[str]) -> _ParsedFile:
     revision = header.get("schema_revision")
     if not isinstance(revision, str):
         raise LedgerImportError("line 1: the header has no schema_revision")
-    rows: dict[str, list[dict[str, Any]]] = {name: [] for name in tables}
-    ended: dict[str, Any] | None = None
-    for number, document in lines:
-        where = f"line {number}"
-        if ended is not None:
-            raise LedgerImportError(f"{where}: content after the end line")
-        kind = document.get("kind")
-        if kind == "end":
-            ended = document
-            continue
-        if kind != "row":
-            raise LedgerImportError(f"{where}: unknown kind {kind!r}")
-        name = document.get("table")
-        table = tables.get(name) if isinstance(name, str) else None
-        if table is None:
-            raise LedgerImportError(f"{where}: unknown table {name!r}")
-        row = document.get("row")
-        if not isinstance(row, dict):
-            raise LedgerImportError(f"{where}: row must be a JSON object")
-        unknown = sorted(set(row) - set(table.columns.keys()))
-        if unknown:
-            raise LedgerImportError(f"{where}: {name} has no column {', '.join(unknown)}")
-        decoded: dict[str, Any] = {}
-        for column in table.columns:
-            value = _decode(column, row.get(column.name), f"{where} ({name})")
-            if value is None and not column.nullable:
-                raise LedgerImportError(f"{where}: {name}.{column.name} must not be null")
-            decoded[column.name] = value
-        rows[table.name].append(decoded)
-    if ended is None:
+    return revision
+
+
+def _decode_row(
+    number: int, document: dict[str, Any], tables: dict[str, Table]
+) -> tuple[Table, dict[str, Any]]:
+    where = f"line {number}"
+    if document.get("kind") != "row":
+        raise LedgerImportError(f"{where}: unknown kind {document.get('kind')!r}")
+    name = document.get("table")
+    table = tables.get(name) if isinstance(name, str) else None
+    if table is None:
+        raise LedgerImportError(f"{where}: unknown table {name!r}")
+    row = document.get("row")
+    if not isinstance(row, dict):
+        raise LedgerImportError(f"{where}: row must be a JSON object")
+    unknown = sorted(set(row) - set(table.columns.keys()))
+    if unknown:
+        raise LedgerImportError(f"{where}: {table.name} has no column {', '.join(unknown)}")
+    decoded: dict[str, Any] = {}
+    for column in table.columns:
+        value = _decode(column, row.get(column.name), f"{where} ({table.name})")
+        if value is None and not column.nullable:
+            raise LedgerImportError(f"{where}: {table.name}.{column.name} must not be null")
+        decoded[column.name] = value
+    return table, decoded
+
+
+def _check_end(document: dict[str, Any] | None, found: dict[str, int]) -> None:
+    if document is None:
         raise LedgerImportError("the file has no end line: it is truncated")
-    expected = ended.get("rows")
-    found = {name: len(items) for name, items in rows.items()}
-    if not isinstance(expected, dict) or {
-        name: count for name, count in expected.items() if count
-    } != {name: count for name, count in found.items() if count}:
-        raise LedgerImportError(f"row counts do not match the end line: {expected} vs {found}")
-    return _ParsedFile(revision, rows)
+    expected = document.get("rows")
+    nonzero = {name: count for name, count in found.items() if count}
+    if not isinstance(expected, dict) or {k: v for k, v in expected.items() if v} != nonzero:
+        raise LedgerImportError(f"row counts do not match the end line: {expected} vs {nonzero}")
 
 
 async def _row_counts(connection: AsyncConnection) -> dict[str, int]:
@@ -282,21 +274,33 @@ def _reset_sequences(connection: Connection) -> None:
         )
 
 
+async def _insert(connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
+    try:
+        await connection.execute(insert(table), rows)
+    except IntegrityError as error:
+        first_line = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+        raise LedgerImportError(f"{table.name}: rows violate the schema: {first_line}") from None
+
+
 async def import_jsonl(db: Ledger, source: IO[str]) -> TableCounts:
     """Load an export into this ledger, which must be empty and at the file's schema revision.
 
-    Everything is checked before anything is written, and the rows go in one transaction:
-    on any error (``LedgerImportError`` with the line and reason) the ledger stays empty.
+    The file is streamed (memory stays bounded) into one transaction: on any error
+    (``LedgerImportError`` naming the line and the reason, a truncated file, counts that do
+    not match the end line) the transaction is rolled back and the ledger stays empty.
     """
-    parsed = _parse(source)
+    tables = {table.name: table for table in tables_in_order()}
+    lines = _lines(source)
+    file_revision = _read_header(lines)
     revision = await current_async(db.url)
     if revision is None:
         raise LedgerImportError("the ledger has no schema yet: run `prsteward db upgrade` first")
-    if revision != parsed.revision:
+    if revision != file_revision:
         raise LedgerImportError(
-            f"the file is at schema revision {parsed.revision} but the ledger is at {revision}: "
+            f"the file is at schema revision {file_revision} but the ledger is at {revision}: "
             "import into a ledger at the same revision"
         )
+    found = dict.fromkeys(tables, 0)
     async with db.engine.begin() as connection:
         existing = {name: count for name, count in (await _row_counts(connection)).items() if count}
         if existing:
@@ -304,13 +308,30 @@ async def import_jsonl(db: Ledger, source: IO[str]) -> TableCounts:
             raise LedgerImportError(
                 f"the ledger is not empty ({shown} rows): import only into an empty ledger"
             )
-        for table in tables_in_order():
-            items = parsed.rows[table.name]
-            for start in range(0, len(items), _IMPORT_CHUNK):
-                await connection.execute(insert(table), items[start : start + _IMPORT_CHUNK])
+        pending: list[dict[str, Any]] = []
+        pending_table: Table | None = None
+        end: dict[str, Any] | None = None
+        for number, document in lines:
+            if end is not None:
+                raise LedgerImportError(f"line {number}: content after the end line")
+            if document.get("kind") == "end":
+                end = document
+                continue
+            table, row = _decode_row(number, document, tables)
+            if pending_table is not None and (
+                table is not pending_table or len(pending) >= _IMPORT_CHUNK
+            ):
+                await _insert(connection, pending_table, pending)
+                pending = []
+            pending_table = table
+            pending.append(row)
+            found[table.name] += 1
+        if pending_table is not None and pending:
+            await _insert(connection, pending_table, pending)
+        _check_end(end, found)
         if db.backend == "postgresql":
             await connection.run_sync(_reset_sequences)
-    return TableCounts({name: len(items) for name, items in parsed.rows.items()})
+    return TableCounts(found)
 
 
 async def import_file(db: Ledger, path: Path) -> TableCounts:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from ledger.db import Ledger
+from ledger.inbox import IncomingDelivery, store_deliveries
 from ledger.jsonl import (
     LedgerImportError,
     export_file,
@@ -280,3 +281,41 @@ async def test_cli_export_then_import_into_fresh_ledger(sqlite_url: str, tmp_pat
     copy = tmp_path / "copy.jsonl"
     assert _cli(["export", "--out", str(copy)], fresh).returncode == 0
     assert copy.read_bytes() == out.read_bytes()
+
+
+async def test_rows_breaking_a_foreign_key_are_refused_on_both_backends(
+    database_url: str, tmp_path: Path
+) -> None:
+    lines = await _valid_export(f"sqlite+aiosqlite:///{tmp_path / 'source.db'}")
+    damaged = "".join(_bad_value(lines, "pull_request", "repository_id", 999))
+    target = await _fresh(database_url)
+    try:
+        with pytest.raises(LedgerImportError, match="pull_request: rows violate the schema"):
+            await import_jsonl(target, io.StringIO(damaged))
+        after = [json.loads(line) for line in (await _export(target)).splitlines()]
+    finally:
+        await target.close()
+    assert [line for line in after if line["kind"] == "row"] == []
+
+
+async def test_tables_larger_than_one_insert_chunk_round_trip(
+    sqlite_url: str, postgres_url: str
+) -> None:
+    source = await _fresh(sqlite_url)
+    target = await _fresh(postgres_url)
+    try:
+        await store_deliveries(
+            source,
+            [
+                IncomingDelivery(f"d{i:05d}", "push", f"payload {i}".encode(), T0)
+                for i in range(1_234)
+            ],
+        )
+        first = await _export(source)
+        counts = await import_jsonl(target, io.StringIO(first))
+        second = await _export(target)
+    finally:
+        await source.close()
+        await target.close()
+    assert counts.rows["webhook_delivery"] == 1_234
+    assert second == first
