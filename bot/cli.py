@@ -290,6 +290,113 @@ def report_command(
     print_report(report, fmt)  # type: ignore[arg-type]
 
 
+# --- escalations (issue 6): agents, jobs ------------------------------------------------------
+
+agents_app = typer.Typer(help="Agents allowed to lease escalation jobs.", no_args_is_help=True)
+app.add_typer(agents_app, name="agents")
+jobs_app = typer.Typer(help="Escalation jobs.", no_args_is_help=True)
+app.add_typer(jobs_app, name="jobs")
+
+
+@agents_app.command("add")
+def agents_add(name: Annotated[str, typer.Argument(help="The agent's name (unique).")]) -> None:
+    """Register an agent and print its bearer token ONCE (only its hash is stored)."""
+    import asyncio
+    from datetime import UTC, datetime
+
+    from bot.settings import fail, load_settings
+    from ledger.agents import AgentExists, add_agent
+    from ledger.db import Ledger, LedgerURLError
+    from ledger.migrate import upgrade_async
+
+    settings = load_settings()
+
+    async def run() -> str:
+        await upgrade_async(settings.database_url)
+        async with Ledger(settings.database_url) as db:
+            _agent, token = await add_agent(db, name, datetime.now(UTC))
+            return token
+
+    try:
+        token = asyncio.run(run())
+    except AgentExists as error:
+        fail(f"prsteward: {error}")
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    typer.echo(f"agent {name} added; its token (shown once, store it now):", err=True)
+    typer.echo(token)
+
+
+@jobs_app.command("list")
+def jobs_list(
+    repo: Annotated[str | None, typer.Option("--repo", help="Only this OWNER/NAME.")] = None,
+    state: Annotated[str | None, typer.Option("--state", help="Only this state.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """List escalation jobs: id, PR, trigger, state (with its reason), attempt, budget, spend."""
+    import asyncio
+    import json
+
+    from bot.settings import fail, load_settings
+    from ledger import jobs as job_store
+    from ledger import spend as spend_ledger
+    from ledger.db import Ledger, LedgerURLError
+    from ledger.migrate import upgrade_async
+    from ledger.models import JobState
+
+    settings = load_settings()
+    try:
+        states = frozenset({JobState(state.upper())}) if state else None
+    except ValueError:
+        fail(f"prsteward: --state wants one of {', '.join(s.value for s in JobState)}")
+
+    async def run() -> list[dict[str, object]]:
+        await upgrade_async(settings.database_url)
+        async with Ledger(settings.database_url) as db:
+            rows = await job_store.list_jobs(db, repository=repo, states=states)
+            out: list[dict[str, object]] = []
+            for row in rows:
+                sums = await spend_ledger.job_spend(db, int(row.job.id or 0))
+                out.append(
+                    {
+                        "id": row.job.id,
+                        "pr": f"{row.repository}#{row.number}",
+                        "trigger": row.job.trigger_kind,
+                        "state": row.job.state,
+                        "reason": row.job.state_reason,
+                        "attempt": f"{row.job.attempt}/{row.job.max_attempts}",
+                        "budget_dollars": row.job.budget_dollars,
+                        "spent_dollars": round(sums.spent_dollars, 4),
+                        "flags": list(row.job.flags or []),
+                        "lease_owner": row.job.lease_owner,
+                    }
+                )
+            return out
+
+    try:
+        rows = asyncio.run(run())
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    if as_json:
+        for item in rows:
+            typer.echo(json.dumps(item, sort_keys=True))
+        return
+    if not rows:
+        typer.echo("no escalation jobs")
+        return
+    for item in rows:
+        flags = f" [{', '.join(item['flags'])}]" if item["flags"] else ""  # type: ignore[arg-type]
+        typer.echo(
+            f"{item['id']:>5} {item['pr']} {item['trigger']} {item['state']} "
+            f"attempt {item['attempt']} ${item['spent_dollars']}/{item['budget_dollars']}"
+            f"{flags}: {item['reason']}"
+        )
+
+
 def main() -> None:
     app()
 

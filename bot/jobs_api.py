@@ -113,3 +113,30 @@ class JobsApi:
                 "flags": list(job.flags or []),
             }
         )
+
+
+def attach_escalations(service: Any, server: Any) -> Escalations:
+    """Wire escalations into ``prsteward serve``: the job API on the server's app, and the
+    escalation worker (lease expiry, re-verification, push/command delivery) next to it.
+    ``service`` is a ``bot.service.Service``; its App client (when configured) is how the
+    done-oracle re-reads PRs."""
+    from datetime import timedelta
+
+    from bot.agent_delivery import DeliverySettings, EscalationWorker, deliveries_from
+    from bot.escalation import github_reader
+
+    settings = DeliverySettings()
+    escalations = Escalations(
+        service.db,
+        read_pull=github_reader(service.app, service.db) if service.app is not None else None,
+        lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
+    )
+    server.mounts.append(JobsApi(escalations).add_routes)
+    server.background.append(
+        EscalationWorker(
+            escalations,
+            deliveries_from(settings, escalations),
+            interval=settings.escalation_tick_seconds,
+        )
+    )
+    return escalations
