@@ -16,7 +16,8 @@ from policies.history import SpendSummary
 class JobBudget:
     tokens: int
     dollars: float
-    source: str = "config"  # config | learned
+    source: str = "config"  # config | default:<class> | learned:<class>:n=<samples>
+    size_class: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

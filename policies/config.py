@@ -85,6 +85,21 @@ class Budgets(_Model):
     dollars_per_repository_day: float = Field(default=30.0, ge=0)
     dollars_per_installation_day: float = Field(default=100.0, ge=0)
     dollars_per_hour: float = Field(default=20.0, ge=0)  # installation-wide burn-rate ceiling
+    # Learned budgets (issue 11): per trigger kind and size class, from verified-done history.
+    min_tokens_per_job: int = Field(default=20_000, ge=0)
+    min_dollars_per_job: float = Field(default=0.25, ge=0)
+    learn_from_last: int = Field(default=20, ge=1)  # the last N verified-done similar jobs
+    learn_min_samples: int = Field(default=3, ge=1)  # fewer: the class default
+    learn_percentile: float = Field(default=75, gt=0, le=100)
+    learn_margin: float = Field(default=1.25, ge=1)
+
+
+class ModelPrice(_Model):
+    """Dollars per million tokens."""
+
+    input: float = Field(ge=0)
+    cached_input: float = Field(default=0.0, ge=0)
+    output: float = Field(ge=0)
 
 
 class StopLoss(_Model):
@@ -152,6 +167,7 @@ class Config(_Model):
     metadata: Metadata = Metadata()
     risk: Risk = Risk()
     cooldowns: Cooldowns = Cooldowns()
+    prices: dict[str, ModelPrice] = Field(default_factory=dict)  # model name -> price
 
     escalate_on: tuple[TriggerKind, ...] = (
         TriggerKind.FAILING_CI,

@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from policies.budgets import JobBudget, check_budgets, default_job_budget
+from policies.budgets import JobBudget, check_budgets
 from policies.config import Config, GentleStep, TriggerKind
 from policies.history import PullRequestHistory, SpendSummary
+from policies.sizing import learned_budget, size_class
 from policies.snapshot import Mergeable, PullRequestSnapshot
 from policies.stoploss import Block, escalation_block
 from policies.tiers import (
@@ -295,7 +296,9 @@ def escalation_candidates(
     if not escalatable:
         return out, notes
     trigger = escalatable[0]  # one agent per PR at a time, in priority order
-    budget = default_job_budget(config)
+    budget = learned_budget(
+        config, trigger.kind.value, size_class(snapshot, trigger), history.repository_jobs
+    )
     candidate = Candidate(
         CandidateKind.ESCALATE,
         candidate_key(snapshot, CandidateKind.ESCALATE, trigger.fingerprint),

@@ -80,7 +80,9 @@ def test_failing_ci_proposes_one_escalation_with_key_rule_reason_and_budget() ->
     assert escalation.key.endswith(escalation.trigger.fingerprint)
     assert escalation.rule_id == "escalate.failing_ci"
     assert "test" in escalation.reason
-    assert escalation.budget is not None and escalation.budget.dollars == 3.0
+    # A one-file, 12-line PR with one failing check is size S: a quarter of the per-job limit.
+    assert escalation.budget is not None
+    assert (escalation.budget.size_class, escalation.budget.dollars) == ("S", 0.75)
 
 
 def test_flaky_only_failure_gets_one_rerun_not_an_agent() -> None:
