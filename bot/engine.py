@@ -1,0 +1,273 @@
+"""The evaluation engine: ledger snapshot in, decision recorded, proposed actions performed.
+
+``evaluate_pull(repository, number, now)``:
+
+1. load the PR's snapshot (ledger), its history and spend summary (``ledger.history``) and the
+   repository's config in force (``bot.config_loader``);
+2. ``policies.triage.decide(...)``;
+3. record tier / whose-turn changes and stop-loss notes (``ledger.decisions``: only on change)
+   and every candidate with its outcome (``ledger.candidates``: only on change, so a quiet cycle
+   writes nothing);
+4. in ``act`` mode hand the candidates to be performed to the :class:`~bot.executor.Executor`;
+   in ``shadow`` mode (the default), or on an archived / watch-only repository, record them as
+   ``shadow`` and write nothing to GitHub. A standing permission boundary turns the candidates of
+   its action kind into ``suppressed_boundary``.
+
+``evaluate_repository`` refreshes the config when due and evaluates every open PR (time-based
+rules such as staleness need it even when nothing changed). ``after_reconcile`` is the poller's
+hook: it evaluates the PRs a cycle saw change, and each repository in full every
+``full_interval``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from bot.config_loader import ConfigLoader, stored_config
+from bot.executor import BOUNDARY_KIND, Executor, Performed, PullContext, Stop
+from ledger import candidates as ledger_candidates
+from ledger import decisions, history, pulls, repositories
+from ledger.db import Ledger
+from ledger.models import CandidateOutcome, PullRequest, Repository
+from policies.config import Config
+from policies.snapshot import snapshot_from_json
+from policies.triage import Candidate, Decision, decide
+
+log = logging.getLogger("prsteward.engine")
+
+FULL_EVALUATION_INTERVAL = timedelta(minutes=15)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class PullEvaluation:
+    """What one evaluation decided and did."""
+
+    repository: str
+    number: int
+    mode: str  # act | shadow (what was applied, after archived / watch-only)
+    decision: Decision
+    decisions_written: tuple[str, ...] = ()
+    candidates_written: tuple[tuple[str, str], ...] = ()
+    performed: tuple[Performed, ...] = ()
+    stopped: str | None = None  # rate limited: the rest waits for the next cycle
+
+    @property
+    def quiet(self) -> bool:
+        """Nothing was written to the ledger or GitHub (an escalation left pending for want of
+        an escalation module writes nothing)."""
+        wrote = [p for p in self.performed if p.outcome != CandidateOutcome.PENDING.value]
+        return not (self.decisions_written or self.candidates_written or wrote)
+
+
+def candidate_details(candidate: Candidate, head_sha: str) -> dict[str, Any]:
+    """What the ledger keeps about a candidate (for the shadow report and the history page)."""
+    details: dict[str, Any] = {"head_sha": head_sha}
+    if candidate.label is not None:
+        details["label"] = candidate.label
+    if candidate.body is not None:
+        details["body"] = candidate.body
+    if candidate.edit_comment_id is not None:
+        details["edit_comment_id"] = candidate.edit_comment_id
+    if candidate.trigger is not None:
+        details["trigger"] = {
+            "kind": candidate.trigger.kind.value,
+            "fingerprint": candidate.trigger.fingerprint,
+            "evidence": list(candidate.trigger.evidence),
+        }
+    if candidate.budget is not None:
+        details["budget"] = {
+            "tokens": candidate.budget.tokens,
+            "dollars": candidate.budget.dollars,
+            "source": candidate.budget.source,
+        }
+    if candidate.suppressed is not None:
+        details["suppressed_rule_id"] = candidate.suppressed_rule_id
+    return details
+
+
+def effective_mode(config: Config, repository: Repository) -> str:
+    """``act`` only when the config says so and the repository may be written to."""
+    if config.mode != "act" or repository.archived or repository.watch_only:
+        return "shadow"
+    return "act"
+
+
+@dataclass
+class Engine:
+    db: Ledger
+    executor: Executor | None = None  # None: decide and record only (e.g. no App credentials)
+    config_loader: ConfigLoader | None = None
+    clock: Callable[[], datetime] = utcnow
+    full_interval: timedelta = FULL_EVALUATION_INTERVAL
+    _last_full: dict[str, datetime] = field(default_factory=dict)
+
+    async def _config(self, row: Repository, now: datetime) -> Config:
+        if self.config_loader is None:
+            return stored_config(row)
+        return await self.config_loader.config_for(row, now)
+
+    async def evaluate_pull(
+        self, repository: str, number: int, now: datetime | None = None
+    ) -> PullEvaluation | None:
+        """Decide about one PR and act on it; None when the ledger has no snapshot of it."""
+        now = now or self.clock()
+        row = await repositories.get_repository(self.db, repository)
+        pull = await pulls.get_pull(self.db, repository, number)
+        if row is None or pull is None or pull.snapshot is None:
+            return None
+        config = await self._config(row, now)
+        return await self._evaluate(row, pull, config, now)
+
+    async def _evaluate(
+        self, row: Repository, pull: PullRequest, config: Config, now: datetime
+    ) -> PullEvaluation:
+        assert row.id is not None and pull.id is not None and pull.snapshot is not None
+        snapshot = snapshot_from_json(pull.snapshot)
+        key = history.PullKey(pull.id, row.id, row.installation_id)
+        past = await history.load_history(self.db, key, now)
+        spend = await history.load_spend(self.db, key, now)
+        decision = decide(snapshot, past, config, spend, now, frozenset(config.maintainers))
+        written = await decisions.record_evaluation(
+            self.db,
+            key,
+            decisions.Evaluation(
+                tier=decision.tier.tier.value,
+                tier_rule_id=decision.tier.rule_id,
+                tier_reason=decision.tier.reason,
+                turn=decision.turn.turn.value,
+                turn_rule_id=decision.turn.rule_id,
+                turn_reason=decision.turn.reason,
+                notes=decision.notes,
+                head_sha=snapshot.head_sha,
+            ),
+            now,
+        )
+        mode = effective_mode(config, row)
+        acting = mode == "act" and self.executor is not None and row.installation_id is not None
+        boundaries = (
+            await ledger_candidates.active_boundaries(self.db, row.installation_id, row.id)
+            if acting
+            else {}
+        )
+        proposals = []
+        for candidate in decision.candidates:
+            outcome, reason, boundary_id = self._outcome(candidate, acting, boundaries)
+            proposals.append(
+                ledger_candidates.Proposal(
+                    key=candidate.key,
+                    kind=candidate.kind.value,
+                    rule_id=candidate.rule_id,
+                    reason=candidate.reason,
+                    outcome=outcome,
+                    outcome_reason=reason,
+                    details=candidate_details(candidate, snapshot.head_sha),
+                    boundary_id=boundary_id,
+                )
+            )
+        synced = await ledger_candidates.sync_candidates(self.db, key, proposals, now)
+        performed: list[Performed] = []
+        stopped: str | None = None
+        if acting and synced.to_perform:
+            assert self.executor is not None and row.installation_id is not None
+            by_key = {c.key: c for c in decision.candidates}
+            context = PullContext(
+                key=key,
+                repository=row.full_name,
+                number=pull.number,
+                installation_id=row.installation_id,
+                snapshot=snapshot,
+                config=config,
+                decision=decision,
+                sticky_comment_id=pull.sticky_comment_id,
+            )
+            for item in synced.to_perform:
+                try:
+                    done = await self.executor.perform(context, item.candidate_id, by_key[item.key])
+                except Stop as stop:
+                    stopped = str(stop)
+                    break
+                performed.append(done)
+                if done.sticky_comment_id is not None:
+                    context = replace(context, sticky_comment_id=done.sticky_comment_id)
+        return PullEvaluation(
+            row.full_name,
+            pull.number,
+            mode,
+            decision,
+            tuple(written),
+            synced.written,
+            tuple(performed),
+            stopped,
+        )
+
+    @staticmethod
+    def _outcome(
+        candidate: Candidate, acting: bool, boundaries: dict[str, Any]
+    ) -> tuple[str, str | None, int | None]:
+        if candidate.suppressed is not None:
+            return (
+                f"suppressed_{candidate.suppressed.value}",
+                f"{candidate.suppressed_rule_id}: {candidate.suppressed_reason}",
+                None,
+            )
+        if not acting:
+            return CandidateOutcome.SHADOW.value, "shadow mode: recorded, not performed", None
+        boundary = boundaries.get(BOUNDARY_KIND.get(candidate.kind, candidate.kind.value))
+        if boundary is not None:
+            return (
+                CandidateOutcome.SUPPRESSED_BOUNDARY.value,
+                f"GitHub denied {boundary.action_kind} here since {boundary.since.isoformat()}: "
+                f"{boundary.message}",
+                boundary.id,
+            )
+        return CandidateOutcome.PENDING.value, None, None
+
+    async def evaluate_repository(
+        self, repository: str, now: datetime | None = None, skip: Iterable[int] = ()
+    ) -> list[PullEvaluation]:
+        """Refresh the config when due and evaluate every open PR the ledger has a snapshot of."""
+        now = now or self.clock()
+        row = await repositories.get_repository(self.db, repository)
+        if row is None:
+            return []
+        config = await self._config(row, now)
+        row = await repositories.get_repository(self.db, repository) or row
+        self._last_full[repository] = now
+        skipped = set(skip)
+        results: list[PullEvaluation] = []
+        for pull in await pulls.list_open(self.db, repository):
+            if pull.snapshot is None or pull.number in skipped:
+                continue
+            evaluation = await self._evaluate(row, pull, config, now)
+            results.append(evaluation)
+            if evaluation.stopped:
+                break
+        return results
+
+    async def after_reconcile(self, results: Iterable[Any]) -> list[PullEvaluation]:
+        """The poller's hook: evaluate what a cycle saw change (and closed), and each repository
+        in full when its last full evaluation is older than ``full_interval``. Never raises."""
+        now = self.clock()
+        evaluations: list[PullEvaluation] = []
+        for result in results:
+            repository = str(result.repository)
+            numbers = sorted(set(result.changed) | set(result.closed))
+            try:
+                for number in numbers:
+                    evaluation = await self.evaluate_pull(repository, number, now)
+                    if evaluation is not None:
+                        evaluations.append(evaluation)
+                last = self._last_full.get(repository)
+                if last is None or now - last >= self.full_interval:
+                    evaluations += await self.evaluate_repository(repository, now, skip=numbers)
+            except Exception:
+                log.exception("evaluating %s failed", repository)
+        return evaluations
