@@ -82,7 +82,12 @@ async def store_deliveries(db: Ledger, deliveries: Sequence[IncomingDelivery]) -
     table = table_of(WebhookDelivery)
     inserted: set[str] = set()
     async with db.transaction() as session:
-        for part in chunks([_row(d) for d in deliveries], _INSERT_CHUNK):
+        # One global order: two batches sharing delivery ids cannot then wait on each other's
+        # uncommitted rows in opposite orders (a deadlock on PostgreSQL). Within a batch the
+        # ids (and so the claim order) follow the delivery id, not arrival; received_at keeps
+        # the arrival time.
+        rows = sorted((_row(d) for d in deliveries), key=lambda row: str(row["delivery_id"]))
+        for part in chunks(rows, _INSERT_CHUNK):
             statement = (
                 upsert_insert(db.backend, table)
                 .values(part)

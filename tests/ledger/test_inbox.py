@@ -166,7 +166,8 @@ async def test_postgres_claim_skips_rows_locked_by_another_claimer(
 
 async def test_finish_records_outcome_once(ledger: Ledger) -> None:
     await store_deliveries(ledger, [delivery("ok"), delivery("skip"), delivery("bad")])
-    ok, skip, bad = await claim_deliveries(ledger, "w1", NOW)
+    claimed = {c.delivery_id: c for c in await claim_deliveries(ledger, "w1", NOW)}
+    ok, skip, bad = claimed["ok"], claimed["skip"], claimed["bad"]
     later = NOW + timedelta(seconds=2)
 
     assert await finish_delivery(ledger, ok.id, DeliveryState.PROCESSED, later) is True
@@ -235,3 +236,22 @@ async def test_backlog_age_is_the_oldest_pending_arrival(ledger: Ledger) -> None
 
 async def test_counts_list_every_state(ledger: Ledger) -> None:
     assert await count_by_state(ledger) == dict.fromkeys(DeliveryState, 0)
+
+
+async def test_concurrent_batches_sharing_ids_in_opposite_orders_both_succeed(
+    database_url: str, ledger: Ledger
+) -> None:
+    other = Ledger(database_url)
+    try:
+        for round_number in range(10):
+            ids = [f"r{round_number}-{i:02d}" for i in range(40)]
+            forward = [delivery(i) for i in ids]
+            backward = [delivery(i) for i in reversed(ids)]
+            first, second = await asyncio.gather(
+                store_deliveries(ledger, forward), store_deliveries(other, backward)
+            )
+            # Each id is new for exactly one of the two batches.
+            assert [a != b for a, b in zip(first, reversed(second), strict=True)] == [True] * 40
+    finally:
+        await other.close()
+    assert (await count_by_state(ledger))[DeliveryState.PENDING] == 400
