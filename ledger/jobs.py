@@ -499,6 +499,17 @@ async def lease_next(
     On PostgreSQL the row is picked with ``FOR UPDATE SKIP LOCKED``, so concurrent leasers never
     get the same job; on SQLite the write transaction (BEGIN IMMEDIATE) serialises them.
     """
+    for _ in range(5):  # a lost compare-and-set (another leaser won): pick again
+        leased = await _lease_one(db, agent_id, owner, ttl, now, delivery)
+        if not isinstance(leased, bool):
+            return leased
+    return None
+
+
+async def _lease_one(
+    db: Ledger, agent_id: int, owner: str, ttl: timedelta, now: datetime, delivery: str
+) -> tuple[EscalationJob, EscalationAttempt] | bool | None:
+    """One try: the lease, None when nothing is queued, False when another leaser won."""
     async with db.transaction() as session:
         picked = (
             await session.execute(
@@ -522,7 +533,7 @@ async def lease_next(
             values={"lease_owner": owner, "lease_expires_at": now + ttl, "heartbeat_at": now},
         )
         if not moved:
-            return None
+            return False
         attempt = EscalationAttempt(
             job_id=int(picked), agent_id=agent_id, delivery=delivery, started_at=now
         )
