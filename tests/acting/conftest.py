@@ -72,6 +72,10 @@ class ActingWorld:
         await self.reconciler.discover()
         return await self.reconciler.run_cycle(full=full)
 
+    async def discover(self) -> None:
+        """Only the installations and repositories (no PR reads)."""
+        await self.reconciler.discover()
+
     async def evaluate(self, repository: str = "acme/widgets") -> list[PullEvaluation]:
         results = await self.engine.evaluate_repository(repository, await self.now())
         self.evaluations += results
