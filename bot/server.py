@@ -47,7 +47,7 @@ class Server:
         applier: Applier | None = None,
         repository_allowed: Callable[[str], bool] | None = None,
         on_repositories_added: Callable[[list[str]], None] | None = None,
-        typed_parse: bool = True,
+        typed_parse: bool = False,
         workers: int = 2,
         writers: int | None = None,
         background: list[Background] | None = None,
@@ -70,12 +70,13 @@ class Server:
             typed_parse=typed_parse,
             idle_poll_seconds=idle_poll_seconds,
         )
-        self.intake = Intake(
+        self.intake: Intake = Intake(
             db,
             webhook_secret,
             writers=writers or (1 if single_process else 2),
             on_stored=self.processor.wake,
         )
+        self.processor.yield_to = self.intake.busy
         self.background = background or []
         self.stopping = False
         # Extra routes on the same app (the dashboard and /metrics): each is called with the app.

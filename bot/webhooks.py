@@ -23,7 +23,7 @@ import json
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -150,6 +150,11 @@ class Intake:
         self.stored = 0
         self.duplicates = 0
         self.rejected = 0
+        self.in_flight = 0
+
+    def busy(self) -> bool:
+        """Requests are being acknowledged right now (workers give them the CPU first)."""
+        return self.in_flight > 0
 
     async def start(self) -> None:
         self._tasks = [
@@ -195,6 +200,13 @@ class Intake:
         return web.json_response({"error": reason}, status=status)
 
     async def handle(self, request: web.Request) -> web.Response:
+        self.in_flight += 1
+        try:
+            return await self._handle(request)
+        finally:
+            self.in_flight -= 1
+
+    async def _handle(self, request: web.Request) -> web.Response:
         if not self.accepting:
             return web.json_response({"error": "shutting down"}, status=503)
         length = request.content_length
@@ -284,6 +296,10 @@ class Processor:
         self.processed = 0
         self.failed = 0
         self.ready = asyncio.Event()
+        # Acknowledging beats processing: while this says the intake is busy, a worker waits
+        # (at most ``max_yield_seconds`` per delivery) before taking the next one.
+        self.yield_to: Callable[[], bool] = lambda: False
+        self.max_yield_seconds = 0.05
 
     def wake(self) -> None:
         self._wake.set()
@@ -330,7 +346,14 @@ class Processor:
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
                 continue
             for delivery in claimed:
+                await self._give_way()
                 await self.process(delivery, worker)
+
+    async def _give_way(self) -> None:
+        waited = 0.0
+        while self.yield_to() and waited < self.max_yield_seconds:
+            await asyncio.sleep(0.002)
+            waited += 0.002
 
     async def process(self, delivery: ClaimedDelivery, worker: str) -> DeliveryState:
         """Process one claimed delivery; never raises (a failure is recorded on the row)."""
