@@ -178,8 +178,11 @@ async def list_actions(db: Ledger, pull_request_id: int) -> list[Action]:
         return list((await session.execute(statement)).scalars().all())
 
 
-async def done_action_for_key(db: Ledger, pull_request_id: int, dedupe_key: str) -> Action | None:
-    """The action that already performed this key on this PR (any of its candidate rows)."""
+async def done_action_for_key(
+    db: Ledger, pull_request_id: int, dedupe_key: str, kind: str | None = None
+) -> Action | None:
+    """The action (of ``kind``, when given) that already performed this key on this PR (any of
+    its candidate rows)."""
     actions_t, candidates_t = table_of(Action).c, table_of(Candidate).c
     statement = (
         select(Action)
@@ -188,6 +191,7 @@ async def done_action_for_key(db: Ledger, pull_request_id: int, dedupe_key: str)
             candidates_t.pull_request_id == pull_request_id,
             candidates_t.dedupe_key == dedupe_key,
             actions_t.status == "done",
+            *([actions_t.kind == kind] if kind is not None else []),
         )
         .order_by(actions_t.id.desc())
         .limit(1)
