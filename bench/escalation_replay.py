@@ -228,7 +228,7 @@ async def replay(workdir: Path, *, days: int, step_hours: int) -> dict[str, Any]
     )
 
     async def escalate(
-        ledger: Ledger,
+        db: Ledger,
         *,
         candidate_id: int,
         decision: Decision,
@@ -237,7 +237,7 @@ async def replay(workdir: Path, *, days: int, step_hours: int) -> dict[str, Any]
         now: datetime,
     ) -> int | None:
         return await open_job(
-            ledger,
+            db,
             decision,
             candidate,
             snapshot,

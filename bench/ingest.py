@@ -40,7 +40,7 @@ PG_ADMIN = os.environ.get(
     "PRSTEWARD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
 # github-facts.md, 8 / 32 connections, same kind of machine (for ratios only)
-FACTS = {
+FACTS: dict[str, dict[int, tuple[float, float]]] = {
     "ack_only": {8: (5017, 2.3), 32: (6430, 8.7)},
     "sqlite": {8: (1734, 33), 32: (2290, 51)},
     "postgresql": {8: (1263, 12), 32: (2352, 33)},  # the group-commit receiver
