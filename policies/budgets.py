@@ -27,6 +27,9 @@ class BudgetVerdict:
     reason: str
 
 
+_ALLOWED = BudgetVerdict(True, "budget.ok", "every budget scope can afford the job")
+
+
 def remaining(limit: float, spent: float) -> float:
     """What is left of ``limit``; never below zero, even when overspent."""
     return max(0.0, limit - spent)
@@ -74,4 +77,4 @@ def check_budgets(config: Config, spend: SpendSummary, job: JobBudget) -> Budget
                 f"budget.{scope}",
                 f"{label} has ${left:.2f} of ${limit:.2f} left; a job needs ${job.dollars:.2f}",
             )
-    return BudgetVerdict(True, "budget.ok", f"budgets allow a ${job.dollars:.2f} job")
+    return _ALLOWED

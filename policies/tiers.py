@@ -78,15 +78,18 @@ def exemption(
     snapshot: PullRequestSnapshot, history: PullRequestHistory, config: Config
 ) -> tuple[str, str] | None:
     """(rule id, reason) when the PR is exempt from lifecycle and escalation, else None."""
-    labels = set(snapshot.labels)
     if history.commands.frozen:
         return "exempt.frozen", "a maintainer froze this PR (/prsteward freeze)"
-    if config.labels.frozen in labels:
-        return "exempt.frozen", f"labelled {config.labels.frozen}"
-    exempt_labels = sorted(labels & set(config.exempt_pr_labels))
-    if exempt_labels:
-        return "exempt.label", f"labelled {', '.join(exempt_labels)} (exempt-pr-labels)"
-    if snapshot.author.login.lower() in {a.lower() for a in config.exempt_pr_authors}:
+    labels = snapshot.labels
+    if labels:
+        if config.labels.frozen in labels:
+            return "exempt.frozen", f"labelled {config.labels.frozen}"
+        exempt_labels = sorted(set(labels) & set(config.exempt_pr_labels))
+        if exempt_labels:
+            return "exempt.label", f"labelled {', '.join(exempt_labels)} (exempt-pr-labels)"
+    if config.exempt_pr_authors and snapshot.author.login.lower() in {
+        a.lower() for a in config.exempt_pr_authors
+    }:
         return "exempt.author", f"author {snapshot.author.login} is in exempt-pr-authors"
     if snapshot.milestone is not None and (
         config.exempt_all_pr_milestones or snapshot.milestone in config.exempt_pr_milestones
@@ -94,7 +97,11 @@ def exemption(
         return "exempt.milestone", f"in milestone {snapshot.milestone}"
     if config.exempt_all_pr_assignees and snapshot.assignees:
         return "exempt.assignees", "has assignees (exempt-all-pr-assignees)"
-    exempt_assignees = sorted(set(snapshot.assignees) & set(config.exempt_pr_assignees))
+    exempt_assignees = (
+        sorted(set(snapshot.assignees) & set(config.exempt_pr_assignees))
+        if snapshot.assignees and config.exempt_pr_assignees
+        else []
+    )
     if exempt_assignees:
         return (
             "exempt.assignees",
@@ -206,9 +213,9 @@ def not_planned_issue(snapshot: PullRequestSnapshot) -> int | None:
 def is_zombie(snapshot: PullRequestSnapshot, config: Config, now: datetime) -> bool:
     """Conflicting or failing, and no person has pushed, commented or reviewed for
     days-before-zombie."""
-    broken = has_conflict(snapshot) or bool(snapshot.failing_checks)
-    quiet = days_between(last_human_activity(snapshot, config), now) >= config.days_before_zombie
-    return broken and quiet
+    if not (has_conflict(snapshot) or snapshot.failing_checks):
+        return False
+    return days_between(last_human_activity(snapshot, config), now) >= config.days_before_zombie
 
 
 def is_closing_by_silence(

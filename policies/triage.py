@@ -207,7 +207,7 @@ class Decision:
 
 def candidate_key(snapshot: PullRequestSnapshot, kind: CandidateKind, fingerprint: str) -> str:
     """The dedupe key: repository, PR, action kind, trigger fingerprint or content hash."""
-    return f"{snapshot.repository}#{snapshot.number}:{kind.value}:{fingerprint}"
+    return f"{snapshot.repository}#{snapshot.number}:{kind}:{fingerprint}"  # StrEnum: its value
 
 
 def content_hash(text: str) -> str:
