@@ -18,7 +18,16 @@ from typing import Any
 
 import httpx
 
-from bench.common import Result, at_least, rounded, say, sim_process, start_child, usable_cpus
+from bench.common import (
+    ROOT,
+    Result,
+    at_least,
+    rounded,
+    say,
+    sim_process,
+    start_child,
+    usable_cpus,
+)
 from bench.naive import app_jwt, installation_tokens
 from sim.control import SimControl
 
@@ -153,6 +162,7 @@ async def run(workdir: Path, *, small: bool) -> Result:
         "rate": rate,
         "sim_cpu_seconds": cpu,
         "sim_cpu_share": cpu / duration if duration else None,
+        "requests_per_sim_cpu_second": good / cpu if cpu else None,
         "sim_cpus": sorted(sim_cpus),
         "client_cpus": sorted(client_cpus or []),
     }
@@ -162,7 +172,45 @@ async def run(workdir: Path, *, small: bool) -> Result:
         target=f">= {TARGET_RPS}/s",
         ok=at_least(rate, TARGET_RPS),
         note=f"{data['non2xx']} non-2xx; sim used {rounded(cpu / duration if duration else None)} "
-        f"of its core; p50 {rounded((data.get('p50_us') or 0) / 1000)} ms, 16 connections, "
+        f"of its core ({rounded(good / cpu if cpu else None, 0)} requests per sim CPU-second); p50 {rounded((data.get('p50_us') or 0) / 1000)} ms, 16 connections, "
         f"{data['tool']}",
     )
+    await fold_in_sim_bench(result, workdir, small=small)
     return result
+
+
+async def fold_in_sim_bench(result: Result, workdir: Path, *, small: bool) -> None:
+    """The sim engineer's own ``bench/sim_bench.py`` (its load generator unpinned, in the same
+    run), when it is there: its lines ``name: {json}`` become figures and rows."""
+    script = ROOT / "bench" / "sim_bench.py"
+    if not script.exists():
+        return
+    size = ["--prs", "200", "--repos", "4", "--seconds", "2"] if small else []
+    say("sim_rest: bench/sim_bench.py")
+    child = await start_child(
+        [sys.executable, str(script), *size], wait_for_json=False, timeout=900
+    )
+    assert child.process.stdout is not None
+    output = (await child.process.stdout.read()).decode()
+    code = await child.process.wait()
+    parsed: dict[str, Any] = {}
+    for line in output.splitlines():
+        name, _, rest = line.partition(": ")
+        try:
+            parsed[name] = json.loads(rest)
+        except ValueError:
+            parsed[name] = rest
+    result.figures["sim_bench_py"] = {"exit_status": code, "lines": parsed}
+    for name, value in parsed.items():
+        if isinstance(value, dict) and "per_second" in value:
+            result.row(
+                f"sim: {name} requests/s (bench/sim_bench.py, client unpinned)",
+                rounded(float(value["per_second"]), 0),
+                note=f"p50 {rounded(value.get('p50_ms'))} ms, p99 {rounded(value.get('p99_ms'))} ms",
+            )
+        elif isinstance(value, dict) and "ms_per_page" in value:
+            result.row(
+                f"sim: {name} (bench/sim_bench.py)",
+                rounded(float(value["ms_per_page"]), 1),
+                unit="ms",
+            )
