@@ -128,6 +128,14 @@ class Ledger:
         async with self.sessions() as session, session.begin():
             yield session
 
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A session for reading only: one consistent snapshot, rolled back at the end. On
+        SQLite it does not take the write lock, so reads never queue behind the intake."""
+        async with self.sessions() as session:
+            await session.connection(execution_options=READ_ONLY)
+            yield session
+
     async def close(self) -> None:
         await self.engine.dispose()
 

@@ -221,7 +221,7 @@ async def count_by_state(db: Ledger) -> dict[DeliveryState, int]:
     table = table_of(WebhookDelivery)
     model = table.c
     statement = select(model.state, func.count()).group_by(model.state)
-    async with db.transaction() as session:
+    async with db.read() as session:
         rows = (await session.execute(statement)).all()
     counts = dict.fromkeys(DeliveryState, 0)
     for state, count in rows:
@@ -236,7 +236,7 @@ async def oldest_pending_received_at(db: Ledger) -> datetime | None:
     statement = select(func.min(model.received_at)).where(
         model.state == DeliveryState.PENDING.value
     )
-    async with db.transaction() as session:
+    async with db.read() as session:
         value = (await session.execute(statement)).scalar_one_or_none()
     return value if isinstance(value, datetime) else None
 
@@ -245,5 +245,5 @@ async def get_delivery(db: Ledger, delivery_id: str) -> WebhookDelivery | None:
     """The stored row for an ``X-GitHub-Delivery`` id, or None."""
     column = table_of(WebhookDelivery).c.delivery_id
     statement = select(WebhookDelivery).where(column == delivery_id)
-    async with db.transaction() as session:
+    async with db.read() as session:
         return (await session.execute(statement)).scalar_one_or_none()

@@ -161,7 +161,7 @@ async def list_dirty(
         statement = statement.where(repositories.full_name == repository)
     if limit is not None:
         statement = statement.limit(limit)
-    async with db.transaction() as session:
+    async with db.read() as session:
         rows = (await session.execute(statement)).all()
     return [DirtyPull(*row) for row in rows]
 
@@ -200,7 +200,7 @@ async def get_pull(db: Ledger, repository: str, number: int) -> PullRequest | No
         .join_from(table_of(PullRequest), table_of(Repository))
         .where(repositories.full_name == repository, pulls.number == number)
     )
-    async with db.transaction() as session:
+    async with db.read() as session:
         return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -216,7 +216,7 @@ async def list_open(db: Ledger, repository: str) -> list[PullRequest]:
         )
         .order_by(pulls.number)
     )
-    async with db.transaction() as session:
+    async with db.read() as session:
         return list((await session.execute(statement)).scalars().all())
 
 
@@ -263,5 +263,5 @@ async def list_observations(db: Ledger, repository: str, number: int) -> list[Ob
         .where(repositories.c.full_name == repository, pulls.c.number == number)
         .order_by(observations.c.observed_at, observations.c.id)
     )
-    async with db.transaction() as session:
+    async with db.read() as session:
         return list((await session.execute(statement)).scalars().all())

@@ -64,7 +64,7 @@ async def mark_installation_removed(db: Ledger, installation_id: int, now: datet
 
 
 async def get_installation(db: Ledger, installation_id: int) -> Installation | None:
-    async with db.transaction() as session:
+    async with db.read() as session:
         return await session.get(Installation, installation_id)
 
 
@@ -141,7 +141,7 @@ async def upsert_repository(
 async def get_repository(db: Ledger, full_name: str) -> Repository | None:
     """The repository named ``full_name``, or None."""
     statement = select(Repository).where(table_of(Repository).c.full_name == full_name)
-    async with db.transaction() as session:
+    async with db.read() as session:
         return (await session.execute(statement)).scalar_one_or_none()
 
 
@@ -156,7 +156,7 @@ async def list_repositories(
         statement = statement.where(columns.installation_id == installation_id)
     if not include_removed:
         statement = statement.where(columns.removed_at.is_(None))
-    async with db.transaction() as session:
+    async with db.read() as session:
         return list((await session.execute(statement)).scalars().all())
 
 

@@ -76,3 +76,25 @@ async def test_naive_datetime_is_refused(ledger: Ledger) -> None:
     with pytest.raises(Exception, match="naive datetime"):
         async with ledger.transaction() as session:
             session.add(Installation(id=1, account_login="a", created_at=naive, updated_at=naive))
+
+
+async def test_sqlite_read_does_not_wait_for_an_open_write(sqlite_url: str) -> None:
+    import asyncio
+
+    from ledger.migrate import upgrade_async
+    from ledger.repositories import get_repository, upsert_repository
+
+    await upgrade_async(sqlite_url)
+    writer, reader = Ledger(sqlite_url), Ledger(sqlite_url)
+    when = datetime(2026, 1, 1, tzinfo=UTC)
+    try:
+        await upsert_repository(writer, "acme/widget", when)
+        async with writer.transaction() as session:
+            # The write lock is held (BEGIN IMMEDIATE) until this block ends.
+            await session.execute(text("UPDATE repository SET archived = 1"))
+            seen = await asyncio.wait_for(get_repository(reader, "acme/widget"), 60)
+    finally:
+        await writer.close()
+        await reader.close()
+    # The reader saw the last committed state, not the uncommitted update.
+    assert seen is not None and seen.archived is False
