@@ -1,7 +1,8 @@
 """The ledger: everything prsteward knows, in SQL (SQLite by default, PostgreSQL for replicas).
 
 This package is the only place that speaks SQL. Open one with ``ledger.db.Ledger(url)``; every
-query function takes that ``Ledger`` and runs as one transaction.
+query function takes that ``Ledger`` and runs as one transaction (``db.transaction()`` to
+write, ``db.read()`` to only read: on SQLite a read then never waits for a writer).
 
 - ``ledger.db``: ``Ledger``, ``make_engine``, ``normalise_url`` (sqlite:///, postgresql://,
   postgres:// -> async drivers), ``redacted`` (URL without password, for messages);

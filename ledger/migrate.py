@@ -8,6 +8,9 @@ To add a revision after changing ``ledger/models.py``:
     python -m ledger.migrate revision "add foo to bar"
 It autogenerates against a scratch SQLite ledger upgraded to head, numbered 0002, 0003, ...;
 review the file it writes, then run `ruff format` and `ruff check --fix` on it.
+
+Replicas share one PostgreSQL during a deploy, so a revision must keep the previous release
+working: expand first (add nullable columns/tables), contract (drop, rename) a release later.
 """
 
 from __future__ import annotations
