@@ -72,10 +72,10 @@ def envelope(sim: Simulator, repo: Repository, sender: str, **fields: Any) -> Js
 
 
 def emit(sim: Simulator, repo: Repository, event: str, payload: Json) -> None:
+    sim.state.touch(repo)
     if repo.installation_id is None:
         return  # GitHub sends an App nothing about repositories it is not installed on
     sim.webhooks.emit(event, payload, installation_id=repo.installation_id, repository_id=repo.id)
-    sim.state.touch(repo)
 
 
 def find_repo(sim: Simulator, full_name: str) -> Repository:
@@ -597,8 +597,13 @@ def move_base(
         pusher={"name": pusher, "email": f"{pusher}@users.noreply.sim"},
     )
     # A push payload's repository is the older shape: owner with name/email, stargazers, ...
-    payload["repository"].update({"stargazers": 0, "master_branch": repo.default_branch})
-    payload["repository"]["owner"].update({"name": repo.owner, "email": None})
+    repository = payload["repository"]
+    payload["repository"] = {
+        **repository,
+        "stargazers": 0,
+        "master_branch": repo.default_branch,
+        "owner": {**repository["owner"], "name": repo.owner, "email": None},
+    }
     emit(sim, repo, "push", payload)
     conflicting = set(conflicts or [])
     for pull in repo.pulls.values():

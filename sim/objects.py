@@ -62,6 +62,10 @@ class Renderer:
         self.state = state
         self.api = api.rstrip("/")
         self.web = (web or api).rstrip("/")
+        # Rendered users and repositories are shared by every answer that embeds them (a pull
+        # embeds its repository twice): callers must copy before changing one.
+        self._users: dict[tuple[str, str], Json] = {}
+        self._repos: dict[tuple[int, int, int], Json] = {}
 
     # -------------------------------------------------------------------- users and apps
     def user(self, login: str) -> Json:
@@ -69,6 +73,13 @@ class Renderer:
         return self.user_obj(user)
 
     def user_obj(self, user: User) -> Json:
+        key = (user.login, user.type)
+        cached = self._users.get(key)
+        if cached is None:
+            cached = self._users[key] = self._user_obj(user)
+        return cached
+
+    def _user_obj(self, user: User) -> Json:
         base = f"{self.api}/users/{user.login}"
         return {
             "login": user.login,
@@ -144,6 +155,28 @@ class Renderer:
 
     # -------------------------------------------------------------------- repositories
     def repository(self, repo: Repository, *, full: bool = False) -> Json:
+        # Every change to a repository's PRs and issues goes through sim/events.py, which bumps
+        # its version; pushed_at covers base moves.
+        key = (repo.id, self.state.repo_versions.get(repo.id, 0), int(repo.pushed_at.timestamp()))
+        cached = self._repos.get(key)
+        if cached is None:
+            cached = self._repos[key] = self._repository(repo)
+        if not full:
+            return cached
+        return {
+            **cached,
+            "network_count": 0,
+            "subscribers_count": 0,
+            "permissions": {
+                "admin": False,
+                "maintain": False,
+                "push": False,
+                "triage": False,
+                "pull": True,
+            },
+        }
+
+    def _repository(self, repo: Repository) -> Json:
         base = f"{self.api}/repos/{repo.full_name}"
         owner = self.state.user(repo.owner)
         open_issues = sum(1 for i in repo.issues.values() if i.state == "open") + sum(
@@ -231,16 +264,6 @@ class Renderer:
             "default_branch": repo.default_branch,
             "custom_properties": {},
         }
-        if full:
-            data["network_count"] = 0
-            data["subscribers_count"] = 0
-            data["permissions"] = {
-                "admin": False,
-                "maintain": False,
-                "push": False,
-                "triage": False,
-                "pull": True,
-            }
         return data
 
     def repository_short(self, repo: Repository) -> Json:

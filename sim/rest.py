@@ -641,7 +641,7 @@ async def collaborator_permission(
         raise GitHubError(404, f"{login} is not a user")
     role = "admin" if login == repo.owner else repo.collaborators.get(login, "read")
     permission = {"maintain": "write", "triage": "read"}.get(role, role)
-    user = sim.render.user(login)
+    user = dict(sim.render.user(login))
     user["permissions"] = {
         "admin": role == "admin",
         "maintain": role in {"admin", "maintain"},
