@@ -97,9 +97,13 @@ def is_human(actor: Actor, config: Config) -> bool:
     return login not in config.app_names
 
 
+_COMMAND_LINE = re.compile(r"^\s*/prsteward\b", re.IGNORECASE | re.MULTILINE)
+
+
 def is_command(comment: Comment) -> bool:
-    """A ``/prsteward ...`` command (handled by the command layer, never feedback)."""
-    return comment.body[:64].lstrip().lower().startswith(COMMAND_PREFIX)
+    """A comment with a ``/prsteward ...`` line: handled by the command layer, never feedback."""
+    body = comment.body
+    return "/prsteward" in body.lower() and _COMMAND_LINE.search(body) is not None
 
 
 # --- small named rules --------------------------------------------------------------------------
