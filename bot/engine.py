@@ -28,13 +28,25 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.config_loader import ConfigLoader, stored_config
-from bot.executor import BOUNDARY_KIND, Executor, Performed, PullContext, Stop
+from bot.escalation import open_job
+from bot.executor import (
+    BOUNDARY_KIND,
+    Actions,
+    EscalationHook,
+    Executor,
+    GitHubActions,
+    Performed,
+    PullContext,
+    Stop,
+    WritePacer,
+)
+from bot.github import GitHubApp
 from ledger import candidates as ledger_candidates
 from ledger import decisions, history, pulls, repositories
 from ledger.db import Ledger
 from ledger.models import CandidateOutcome, PullRequest, Repository
 from policies.config import Config
-from policies.snapshot import snapshot_from_json
+from policies.snapshot import PullRequestSnapshot, snapshot_from_json
 from policies.triage import Candidate, Decision, decide
 
 log = logging.getLogger("prsteward.engine")
@@ -271,3 +283,46 @@ class Engine:
             except Exception:
                 log.exception("evaluating %s failed", repository)
         return evaluations
+
+
+def engine_for_app(
+    app: GitHubApp,
+    db: Ledger,
+    *,
+    clock: Callable[[], datetime] = utcnow,
+    escalate: EscalationHook | None = None,
+    full_interval: timedelta = FULL_EVALUATION_INTERVAL,
+) -> Engine:
+    """The engine ``prsteward serve`` runs: config from GitHub, writes through
+    :class:`~bot.executor.GitHubActions` (paced per installation), and ESCALATE candidates to
+    ``bot.escalation.open_job`` unless another ``escalate`` hook is given."""
+
+    def actions_for(installation_id: int, config: Config) -> Actions:
+        return GitHubActions(app.installation(installation_id), config.app_logins)
+
+    executor = Executor(
+        db,
+        actions_for,
+        pacer=WritePacer(),
+        clock=clock,
+        escalate=escalate if escalate is not None else open_job_hook,
+    )
+    loader = ConfigLoader(app, db, clock=clock)
+    return Engine(db, executor, loader, clock=clock, full_interval=full_interval)
+
+
+async def open_job_hook(
+    db: Ledger,
+    *,
+    candidate_id: int,
+    decision: Decision,
+    candidate: Candidate,
+    snapshot: PullRequestSnapshot,
+    now: datetime,
+) -> int | None:
+    """:data:`~bot.executor.EscalationHook` over ``bot.escalation.open_job`` (the escalation
+    engineer's), with the repository's config in force for its stop-loss caps."""
+    config = stored_config(await repositories.get_repository(db, decision.repository))
+    return await open_job(
+        db, decision, candidate, snapshot, now, config=config, candidate_id=candidate_id
+    )

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -28,6 +28,7 @@ from bot.reconcile import Reconciler, RepoResult
 from ledger.db import Ledger
 from ledger.leader import LeaderLock
 from ledger.models import Repository
+from ledger.watching import record_api_usage
 
 log = logging.getLogger("prsteward.poller")
 
@@ -73,9 +74,12 @@ class Poller:
         self._backfill: set[str] = set()
         self._last_discover: datetime | None = None
         self._factor = 1.0
+        self._sent: dict[int, int] = {}
         self.cycles = 0
         self.last_results: list[RepoResult] = []
         self.cycle_done = asyncio.Event()
+        # Called with each cycle's results (e.g. the engine evaluates the PRs that changed).
+        self.after_cycle: list[Callable[[list[RepoResult]], Awaitable[object]]] = []
 
     @property
     def is_leader(self) -> bool:
@@ -157,14 +161,45 @@ class Poller:
             log.exception("reconcile cycle failed")
             results = []
         self._backfill -= backfill
+        await self._record_usage(now)
         self.cycles += 1
         self.last_results = results
         for result in results:
             if result.read or result.errors or result.closed:
                 log.info("%s", result.describe())
+        for hook in self.after_cycle:
+            try:
+                await hook(results)
+            except Exception:
+                log.exception("after-cycle hook failed")
         self._adapt_interval()
         self.cycle_done.set()
         return results
+
+    async def _record_usage(self, now: datetime) -> None:
+        """One rate-limit sample per installation and resource after each cycle; ``requests``
+        is what this process sent for the installation since the previous sample."""
+        for client in self.reconciler.app.installations:
+            sent = client.requests_sent - self._sent.get(client.installation_id, 0)
+            self._sent[client.installation_id] = client.requests_sent
+            for resource, bucket in (
+                ("core", client.budget.rest),
+                ("graphql", client.budget.graphql),
+            ):
+                try:
+                    await record_api_usage(
+                        self.db,
+                        client.installation_id,
+                        resource,
+                        now,
+                        limit=bucket.limit,
+                        remaining=bucket.remaining,
+                        used=bucket.used,
+                        reset_at=bucket.reset_at,
+                        requests=sent if resource == "core" else 0,
+                    )
+                except Exception as error:  # noqa: BLE001 - a sample is not worth a cycle
+                    log.debug("recording API usage failed: %r", error)
 
     def _adapt_interval(self) -> None:
         """Stretch the interval while any installation's budget is low."""

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from bot.dashboard import Dashboard
+from bot.engine import Engine, engine_for_app
 from bot.github import GitHubApp, app_from_settings
 from bot.poller import Poller, wants_full_sweep
 from bot.reconcile import Reconciler, RepoResult, RepositoryFilter
@@ -59,6 +60,7 @@ class Service:
     reconciler: Reconciler | None
     poller: Poller | None
     repository_filter: RepositoryFilter
+    engine: Engine | None = None  # decides and acts after each reconcile cycle
 
     @classmethod
     async def open(cls, settings: Settings, *, need_app: bool = False) -> Service:
@@ -71,6 +73,7 @@ class Service:
         app: GitHubApp | None = None
         reconciler: Reconciler | None = None
         poller: Poller | None = None
+        engine: Engine | None = None
         if settings.app_id is not None and settings.private_key_pem():
             app = app_from_settings(settings)
             reconciler = Reconciler(app, db, repository_allowed=repository_filter)
@@ -80,13 +83,15 @@ class Service:
                 interval=settings.poll_interval_seconds,
                 full_interval=settings.full_sweep_interval_seconds,
             )
+            engine = engine_for_app(app, db)
+            poller.after_cycle.append(engine.after_reconcile)
         elif need_app:
             await db.close()
             raise ServiceConfigError(
                 "prsteward: PRSTEWARD_APP_ID and PRSTEWARD_PRIVATE_KEY_PATH "
                 "(or PRSTEWARD_PRIVATE_KEY) are needed to talk to GitHub"
             )
-        return cls(settings, db, app, reconciler, poller, repository_filter)
+        return cls(settings, db, app, reconciler, poller, repository_filter, engine)
 
     def build_server(self) -> Server:
         background: list[Background] = [self.poller] if self.poller is not None else []
@@ -118,10 +123,13 @@ class Service:
         await self.reconciler.discover()
         now = datetime.now(UTC)
         interval = timedelta(seconds=self.settings.full_sweep_interval_seconds)
-        return await self.reconciler.run_cycle(
+        results = await self.reconciler.run_cycle(
             only=repo,
             full=True if full else (lambda row: wants_full_sweep(row, now, interval, set())),
         )
+        if self.engine is not None:
+            await self.engine.after_reconcile(results)
+        return results
 
     async def close(self) -> None:
         await self.db.close()
