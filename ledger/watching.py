@@ -61,3 +61,13 @@ async def ping(db: Ledger) -> bool:
     """True when the ledger answers a trivial query (readiness)."""
     async with db.transaction() as session:
         return bool((await session.execute(select(1))).scalar_one() == 1)
+
+
+async def list_api_usage(db: Ledger, installation_id: int | None = None) -> list[ApiUsage]:
+    """Rate-limit samples, oldest first; of one installation when given."""
+    columns = table_of(ApiUsage).c
+    statement = select(ApiUsage).order_by(columns.sampled_at, columns.id)
+    if installation_id is not None:
+        statement = statement.where(columns.installation_id == installation_id)
+    async with db.transaction() as session:
+        return list((await session.execute(statement)).scalars().all())

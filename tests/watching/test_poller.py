@@ -16,6 +16,7 @@ from ledger.db import Ledger
 from ledger.leader import LeaderLock
 from ledger.migrate import upgrade_async
 from ledger.models import Repository
+from ledger.watching import list_api_usage
 from tests.watching.helpers import eventually
 
 SimFactory = Callable[..., Awaitable[Any]]
@@ -133,6 +134,10 @@ async def test_poller_runs_cycles_and_sweeps_added_repositories_at_once(
         modes = {r.repository: r.mode for r in poller.last_results}
         assert modes["acme/widgets"] == "full"
         assert len(await pulls.list_open(db, "acme/widgets")) == 12
+        samples = await list_api_usage(db)
+        assert {(s.installation_id, s.resource) for s in samples} == {(1, "core"), (1, "graphql")}
+        assert sum(s.requests for s in samples) >= 4  # change checks and GraphQL pages
+        assert min(s.remaining for s in samples if s.resource == "graphql") < 5000
     finally:
         await poller.stop()
     assert not poller.is_leader
