@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from functools import cached_property
+from functools import lru_cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -182,22 +182,30 @@ class Config(_Model):
     agent_logins: tuple[str, ...] = ()  # accounts agents push and comment as
     maintainers: tuple[str, ...] = ()  # logins confirmed to have write access
 
-    # Derived login sets, computed once per config value (not fields: never dumped or compared).
-    @cached_property
+    # Derived login sets. Memoised by value (see ``_bare_names``), never stored on the model:
+    # a cached attribute would go stale under ``model_copy(update=...)``.
+    @property
     def app_names(self) -> frozenset[str]:
-        return frozenset(bare_login(a) for a in self.app_logins)
+        return _bare_names(self.app_logins)
 
-    @cached_property
+    @property
     def allowlisted_bot_names(self) -> frozenset[str]:
-        return frozenset(bare_login(b) for b in self.bot_allowlist)
+        return _bare_names(self.bot_allowlist)
 
-    @cached_property
+    @property
     def maintainer_logins(self) -> frozenset[str]:
-        return frozenset(m.lower() for m in self.maintainers)
+        return _bare_names(self.maintainers)
 
-    @cached_property
+    @property
     def agent_names(self) -> frozenset[str]:
-        return frozenset(bare_login(a) for a in self.agent_logins)
+        return _bare_names(self.agent_logins)
+
+
+@lru_cache(maxsize=256)
+def _bare_names(logins: tuple[str, ...]) -> frozenset[str]:
+    """The bare, lower-case names of ``logins``. A memo of a pure function: same input, same
+    output, so caching it changes no decision."""
+    return frozenset(bare_login(login) for login in logins)
 
 
 DEFAULT_CONFIG = Config()

@@ -144,3 +144,11 @@ def test_the_documented_reference_parses_to_the_built_in_defaults() -> None:
     text = (Path(__file__).resolve().parents[2] / "docs" / "policies.md").read_text()
     block = text.split("```yaml\n", 1)[1].split("```", 1)[0]
     assert parse_config(block) == DEFAULT_CONFIG
+
+
+def test_derived_login_sets_follow_a_copied_config() -> None:
+    config = Config(app_logins=("first",), maintainers=("Alice",))
+    assert config.app_names == frozenset({"first"})
+    copied = config.model_copy(update={"app_logins": ("second[bot]",)})
+    assert copied.app_names == frozenset({"second"})
+    assert config.maintainer_logins == frozenset({"alice"})

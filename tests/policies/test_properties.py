@@ -357,3 +357,16 @@ def test_trusted_strategy_really_is_trusted() -> None:
     assert not is_trusted_voice(
         Actor("prsteward[bot]", True, AuthorAssociation.MEMBER), CONFIG, frozenset()
     )
+
+
+@EXAMPLES
+@given(snapshots(), histories(), spends, moments)
+def test_shadow_and_act_decide_the_same_candidates(
+    snapshot: PullRequestSnapshot, history: PullRequestHistory, spend: SpendSummary, now: datetime
+) -> None:
+    # The shadow report must list exactly what act mode would do: mode is applied later.
+    act = decide(snapshot, history, CONFIG, spend, now)
+    shadow = decide(snapshot, history, CONFIG.model_copy(update={"mode": "shadow"}), spend, now)
+    assert (shadow.mode, act.mode) == ("shadow", "act")
+    assert shadow.candidates == act.candidates
+    assert (shadow.tier, shadow.turn, shadow.triggers) == (act.tier, act.turn, act.triggers)
