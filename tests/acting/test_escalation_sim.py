@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from bot.jobs_api import JobsApi
@@ -97,55 +96,3 @@ async def test_lying_agent_is_caught_flagged_and_requeued_once(stack: Stack, db:
     # the sim's CI is still red: the claim changed nothing on GitHub
     state = await stack.sim.control.state("acme/widgets")
     assert state["repositories"][0]["pulls"][0]["rollup"] == "FAILURE"
-
-
-@pytest.mark.parametrize(
-    ("behaviour", "state"),
-    [
-        ("claim-blocked", "BLOCKED"),
-        ("blocked-no-evidence", "VERIFY_FAILED"),
-        ("fail", "VERIFY_FAILED"),
-    ],
-    ids=[
-        "blocked with evidence -> BLOCKED",
-        "blocked without evidence -> rejected",
-        "fail -> VERIFY_FAILED",
-    ],
-)
-async def test_other_claims(stack: Stack, db: Ledger, behaviour: str, state: str) -> None:
-    job_id = await stack.escalate()
-    token = await stack.agent("a")
-    async with serving(JobsApi(stack.escalations)) as url:
-        [result] = await run_agent(url, token, stack.sim.base_url, behaviour, max_jobs=1)
-    assert result.verdict is not None and result.verdict["state"] == state
-    job = await job_store.get_job(db, job_id)  # type: ignore[arg-type]
-    assert job is not None and job.state == state
-
-
-async def test_someone_else_pushing_supersedes_the_job(stack: Stack, db: Ledger) -> None:
-    job_id = await stack.escalate()
-    token = await stack.agent("slow")
-    async with (
-        serving(JobsApi(stack.escalations)) as url,
-        httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as api,
-    ):
-        leased = (await api.post("/api/jobs/lease")).json()
-        await stack.sim.control.event("push", repo="acme/widgets", pr=1, user="carol")
-        answer = await api.post(
-            f"/api/jobs/{leased['job_id']}/report", json={"outcome": "failed", "dollars": 0.1}
-        )
-    assert answer.json()["state"] == "SUPERSEDED"
-    job = await job_store.get_job(db, job_id)  # type: ignore[arg-type]
-    assert job is not None and job.state == JobState.SUPERSEDED
-
-
-async def test_job_api_rejects_missing_or_wrong_token(stack: Stack) -> None:
-    await stack.escalate()
-    token = await stack.agent("real")
-    async with serving(JobsApi(stack.escalations)) as url, httpx.AsyncClient(base_url=url) as api:
-        for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": token}):
-            for path in ("/api/jobs/lease", "/api/jobs/1/heartbeat", "/api/jobs/1/report"):
-                answer = await api.post(path, headers=headers, json={"outcome": "done"})
-                assert answer.status_code == 401, (path, headers)
-        ok = await api.post("/api/jobs/lease", headers={"Authorization": f"Bearer {token}"})
-        assert ok.status_code == 200

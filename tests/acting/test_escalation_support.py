@@ -86,8 +86,16 @@ class Stack:
         return snapshot_from_json(row.snapshot)
 
     async def escalate(self, number: int = 1) -> int | None:
-        """What the engine does on a cycle: decide on the fresh snapshot, open the job."""
-        snapshot = await self.read(number)
+        """What the engine does on a cycle: read the sim, decide on the fresh snapshot, open
+        the job."""
+        await self.read(number)
+        return await self.escalate_read(number)
+
+    async def escalate_read(self, number: int = 1) -> int | None:
+        """Decide on the snapshot already in the ledger and open the job."""
+        row = await pulls.get_pull(self.db, "acme/widgets", number)
+        assert row is not None and row.snapshot is not None
+        snapshot = snapshot_from_json(row.snapshot)
         now = datetime.now(UTC)
         decision = decide(snapshot, EMPTY_HISTORY, self.config, NO_SPEND, now)
         opened = None
