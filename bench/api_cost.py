@@ -93,7 +93,7 @@ async def naive_in_sim(sim: SimProcess) -> dict[str, Any]:
 async def run(workdir: Path, *, small: bool) -> Result:
     result = Result(
         "api_cost",
-        "API cost of a sweep, quiet cycle, reconcile CPU/memory",
+        "API cost, reconcile CPU/memory",
         "prsteward's real Reconciler (bot/reconcile.py) in its own process against the sim in "
         "another, SQLite ledger; naive REST poller in bench/naive.py against the same sim",
     )

@@ -442,13 +442,13 @@ async def count(
 async def run(workdir: Path, *, small: bool) -> Result:
     result = Result(
         "escalation",
-        "Escalation economy (noisy replay)",
+        "Escalation economy",
         "full loop in one process: sim webhooks (25% redelivered) -> bot/server.py inbox -> "
         "Reconciler -> Engine (policies.triage.decide, ledger candidates) -> Executor (act mode, "
         "writes to the sim) -> escalation jobs + job API -> sim/reference_agent.py (lying, failing, "
         "crashing, honest) -> done-oracle",
     )
-    days, step = (2, 6) if small else (7, 2)
+    days, step = (2, 6) if small else (7, 3)
     watch = Stopwatch()
     figures = await replay(workdir, days=days, step_hours=step)
     result.figures = {**figures, "wall_seconds": watch()}

@@ -107,7 +107,25 @@ def markdown(info: dict[str, Any], results: list[Result], small: bool) -> str:
     return "\n".join(lines)
 
 
-async def run_all(names: list[str], workdir: Path, small: bool) -> list[Result]:
+def write(out: Path, info: dict[str, Any], results: list[Result], small: bool) -> None:
+    document = {
+        "machine": info,
+        "small": small,
+        "benchmarks": {r.name: r.as_dict() for r in results},
+    }
+    (out / "benchmarks.json").write_text(
+        json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
+    )
+    (out / "benchmarks.md").write_text(markdown(info, results, small))
+
+
+async def run_all(
+    names: list[str],
+    workdir: Path,
+    small: bool,
+    done: Callable[[list[Result]], None] = lambda _results: None,
+) -> list[Result]:
+    """Run ``names`` in order; ``done`` sees the results so far after each one."""
     results: list[Result] = []
     for name in names:
         bench, what = BENCHMARKS[name]
@@ -120,6 +138,7 @@ async def run_all(names: list[str], workdir: Path, small: bool) -> list[Result]:
             say(f"!! {name} failed: {error!r}")
         result.seconds = watch()
         results.append(result)
+        done(results)
     return results
 
 
@@ -144,15 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="prsteward-bench-") as scratch:
         workdir = args.workdir or Path(scratch)
         workdir.mkdir(parents=True, exist_ok=True)
-        results = asyncio.run(run_all(names, workdir, args.small))
-    document = {
-        "machine": info,
-        "small": args.small,
-        "benchmarks": {r.name: r.as_dict() for r in results},
-    }
-    (out / "benchmarks.json").write_text(
-        json.dumps(document, indent=2, sort_keys=True, default=str) + "\n"
-    )
-    (out / "benchmarks.md").write_text(markdown(info, results, args.small))
+        # written after each benchmark, so an interrupted run still leaves what it measured
+        results = asyncio.run(
+            run_all(names, workdir, args.small, lambda so_far: write(out, info, so_far, args.small))
+        )
     say(f"wrote {out / 'benchmarks.md'} and {out / 'benchmarks.json'}")
     return 1 if any(r.error for r in results) else 0
