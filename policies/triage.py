@@ -161,6 +161,14 @@ class Decision:
     candidates: tuple[Candidate, ...]
     notes: tuple[str, ...] = field(default=())  # stop-loss and safety notes, one line each
     previous_tier: str | None = None  # the tier the ledger had; record a change when it differs
+    spend: SpendSummary | None = None  # what was spent when deciding (for explain)
+
+    @property
+    def waiting_days(self) -> float | None:
+        """How long the party whose turn it is has had it ("waiting on you, N days")."""
+        if self.turn.at is None or self.turn.turn is Turn.NOBODY:
+            return None
+        return max(0.0, days_between(self.turn.at, self.decided_at))
 
     @property
     def tier_changed(self) -> bool:
@@ -199,7 +207,21 @@ class Decision:
         else:
             lines.append("candidates: none")
         lines += [f"note: {n}" for n in self.notes]
+        if self.spend is not None:
+            lines.append("spend: " + _render_spend(self.spend))
         return "\n".join(lines)
+
+
+def _render_spend(spend: SpendSummary) -> str:
+    def money(value: float | None) -> str:
+        return "unknown" if value is None else f"${value:.2f}"
+
+    return (
+        f"this PR {money(spend.pr_dollars)}, repository today "
+        f"{money(spend.repository_today_dollars)}, installation today "
+        f"{money(spend.installation_today_dollars)}, last hour "
+        f"{money(spend.installation_last_hour_dollars)}"
+    )
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -705,4 +727,5 @@ def decide(
         candidates=final,
         notes=tuple(notes),
         previous_tier=history.tier,
+        spend=spend,
     )

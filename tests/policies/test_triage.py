@@ -649,3 +649,11 @@ def test_every_candidate_has_key_rule_and_reason() -> None:
 def test_tier_change_is_reported_against_the_ledger(previous: str | None, expected: bool) -> None:
     decision = run(failing(make_snapshot(), "test"), at(1), make_history(tier=previous))
     assert decision.tier_changed is expected
+
+
+def test_explain_shows_spend_and_waiting_days() -> None:
+    decision = run(make_snapshot(), at(10), spend=make_spend(pr_dollars=1.5))
+    assert decision.turn.turn.value == "maintainers"
+    assert decision.waiting_days == pytest.approx(10)
+    assert "spend: this PR $1.50" in decision.explain()
+    assert run(make_snapshot(is_draft=True), at(10)).waiting_days is None
