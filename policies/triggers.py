@@ -297,13 +297,17 @@ def maintainer_feedback_trigger(
     config: Config,
     maintainers: frozenset[str],
 ) -> Trigger | None:
-    """A comment by someone with write access (not the author) newer than prsteward's last
-    action, and not a ``/prsteward`` command."""
+    """A comment by someone with write access (not the author), newer than prsteward's last
+    action and still unanswered (newer than the author's last push or comment), and not a
+    ``/prsteward`` command."""
     since = app_last_action(snapshot, history, config)
+    author_at = author_last_action(snapshot)
+    if since is None or since < author_at:
+        since = author_at
     feedback = [
         c
         for c in snapshot.comments
-        if (since is None or c.created_at > since)
+        if c.created_at > since
         and c.author.login != snapshot.author.login
         and is_trusted_voice(c.author, config, maintainers)
         and not is_command(c)

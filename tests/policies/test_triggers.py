@@ -152,6 +152,29 @@ def test_who_may_trigger(
             {},
             [],
         ),
+        (
+            make_snapshot(
+                comments=(
+                    make_comment(make_maintainer(), created_at=at(1)),
+                    make_comment(make_actor("contributor"), created_at=at(2), body="done"),
+                )
+            ),
+            {},
+            [],
+        ),
+        (
+            make_snapshot(comments=(make_comment(make_maintainer(), created_at=at(1)),)),
+            {},
+            [TriggerKind.MAINTAINER_FEEDBACK],
+        ),
+        (
+            make_snapshot(
+                head_committed_at=at(3),
+                comments=(make_comment(make_maintainer(), created_at=at(1)),),
+            ),
+            {},
+            [],
+        ),
         (make_snapshot(comments=(make_comment(make_actor("rando")),)), {}, []),
         (make_snapshot(comments=(make_comment(make_bot()),)), {}, []),
         (make_snapshot(comments=(make_comment(make_app("app/prsteward")),)), {}, []),
@@ -190,6 +213,9 @@ def test_who_may_trigger(
         "maintainer comment, bot never acted -> maintainer_feedback",
         "maintainer comment older than bot's last action -> none",
         "maintainer comment older than the App's own comment -> none",
+        "maintainer comment the author already answered -> none",
+        "unanswered maintainer comment, App never acted -> maintainer_feedback",
+        "author pushed after the maintainer comment -> none",
         "comment by user without write access -> none",
         "comment by another bot -> none",
         "comment by the App as app/NAME -> none",
