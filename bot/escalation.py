@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -66,15 +66,16 @@ async def open_job(
       this trigger fingerprint already has a job on the PR (a webhook redelivery, a restart, a
       second replica), or when another job on the PR is still in flight.
 
-    ``config`` supplies the stop-loss cap (``max-attempts-per-trigger``) for "attempt n of m";
-    ``candidate_id`` links the job to the engine's candidate row.
+    ``config`` supplies the stop-loss cap (``max-attempts-per-trigger``) for "attempt n of m"
+    (default: the repository's config stored in the ledger); ``candidate_id`` links the job to
+    the engine's candidate row. The signature fits ``bot.executor.EscalationHook``.
     """
     if candidate.kind is not CandidateKind.ESCALATE or not candidate.proposed:
         return None
     trigger, budget = candidate.trigger, candidate.budget
     if trigger is None or budget is None:
         return None
-    config = config or Config()
+    config = config or await stored_config(db, snapshot.repository)
     max_attempts = max(1, config.stop_loss.max_attempts_per_trigger)
 
     def make_brief(job_id: int, attempt: int) -> dict[str, Any]:
@@ -119,6 +120,18 @@ async def open_job(
         job.state_reason,
     )
     return job.id
+
+
+async def stored_config(db: Ledger, repository: str) -> Config:
+    """The repository's last valid config from the ledger, else the defaults."""
+    row = await repositories.get_repository(db, repository)
+    if row is None or not row.config:
+        return Config()
+    try:
+        return Config.model_validate(row.config)
+    except ValueError:
+        log.warning("%s: stored config no longer validates; using defaults", repository)
+        return Config()
 
 
 # --- reading GitHub ----------------------------------------------------------------------------
@@ -303,7 +316,7 @@ class Escalations:
 
     db: Ledger
     read_pull: PullReader | None = None
-    config_for: Callable[[str], Config] = field(default=lambda _repo: Config())
+    config_for: Callable[[str], Config] | None = None  # default: the config in the ledger
     lease_ttl: timedelta = DEFAULT_LEASE_TTL
     clock: Callable[[], datetime] = utcnow
     on_alert: Callable[[str, int, str], None] | None = None  # (kind, job id, message)
@@ -480,7 +493,12 @@ class Escalations:
             (job.budget_tokens or 0) + sums.granted_tokens,
             (job.budget_dollars or 0.0) + sums.granted_dollars,
         )
-        verdict = verify(start, claim, snapshot, self.config_for(located.repository))
+        config = (
+            self.config_for(located.repository)
+            if self.config_for is not None
+            else await stored_config(self.db, located.repository)
+        )
+        verdict = verify(start, claim, snapshot, config)
         return await self._record_verdict(job, last, verdict, snapshot)
 
     async def _record_verdict(

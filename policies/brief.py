@@ -250,6 +250,8 @@ def build_brief(
             "reason": one_line(trigger.reason),
         },
         "evidence": facts,
+        # The job's shape for the stop-loss (``ledger.history`` reads it).
+        "check_names": sorted(one_line(c.name, 100) for c in snapshot.failing_checks),
         "acceptance": accept,
         "budget": {"tokens": budget.tokens, "dollars": round(budget.dollars, 4)},
         "attempt": {"n": attempt, "of": max_attempts},
