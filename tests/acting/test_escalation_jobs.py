@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,7 @@ from ledger import spend as spend_ledger
 from ledger.db import Ledger
 from ledger.migrate import upgrade_async
 from ledger.models import JobState
+from policies.snapshot import CheckOutcome
 from policies.triage import decide
 from tests.factories import T0, failing, make_config, make_history, make_snapshot, make_spend
 
@@ -175,3 +177,86 @@ async def test_tokens_are_stored_as_hashes_only(db: Ledger) -> None:
     assert (await agent_store.authenticate(db, token)) is not None
     assert await agent_store.authenticate(db, token + "x") is None
     assert await agent_store.authenticate(db, "") is None
+
+
+class FakeGitHub:
+    """The PR as GitHub shows it now; tests change ``snapshot`` between reads."""
+
+    def __init__(self, snapshot: Any) -> None:
+        self.snapshot = snapshot
+
+    async def __call__(self, repository: str, number: int) -> Any:
+        return self.snapshot
+
+
+async def leased_and_running(
+    db: Ledger, github: FakeGitHub, alerts: list[str] | None = None
+) -> tuple[Escalations, Any, int]:
+    decision, candidate, snapshot, config = escalation()
+    job_id = await open_job(db, decision, candidate, snapshot, NOW, config=config)
+    assert job_id is not None
+    agent, _ = await agent_store.add_agent(db, "a1", NOW)
+    service = Escalations(
+        db,
+        read_pull=github,
+        clock=lambda: NOW,
+        on_alert=(lambda kind, _job, _msg: alerts.append(kind)) if alerts is not None else None,
+    )
+    assert await service.lease(agent) is not None
+    return service, agent, job_id
+
+
+async def test_budget_spent_without_the_trigger_clearing_is_budget_exhausted_with_alert(
+    db: Ledger,
+) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+    alerts: list[str] = []
+    service, agent, job_id = await leased_and_running(db, FakeGitHub(snapshot), alerts)
+    job = await job_store.get_job(db, job_id)
+    assert job is not None
+    outcome = await service.report(
+        agent, job_id, {"outcome": "failed", "dollars": job.budget_dollars, "tokens_in": 10}
+    )
+    assert outcome.state == JobState.BUDGET_EXHAUSTED
+    assert alerts == ["budget_exhausted"]
+    assert outcome.requeued_job_id is None  # waits for a maintainer's grant
+
+
+async def test_checks_still_running_waits_and_the_next_tick_verifies(db: Ledger) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+    github = FakeGitHub(snapshot)
+    service, agent, job_id = await leased_and_running(db, github)
+    pushed = "e" * 40
+    github.snapshot = replace(
+        snapshot,
+        head_sha=pushed,
+        checks=tuple(replace(c, outcome=CheckOutcome.PENDING) for c in snapshot.checks),
+        checks_state="PENDING",
+    )
+    outcome = await service.report(
+        agent, job_id, {"outcome": "done", "pushed_shas": [pushed], "dollars": 0.5}
+    )
+    assert outcome.state == JobState.CLAIMED_DONE  # GitHub has not finished: ask later
+    assert (await service.tick())["verified"] == 0
+    github.snapshot = replace(
+        github.snapshot,
+        checks=tuple(replace(c, outcome=CheckOutcome.SUCCESS) for c in snapshot.checks),
+        checks_state="SUCCESS",
+    )
+    assert (await service.tick())["verified"] == 1
+    job = await job_store.get_job(db, job_id)
+    assert job is not None and job.state == JobState.VERIFIED_DONE
+    path = [t.to_state for t in await job_store.job_transitions(db, job_id)]
+    assert path.count("VERIFYING") == 3 and path[-1] == "VERIFIED_DONE"
+
+
+async def test_unreadable_github_leaves_the_claim_waiting(db: Ledger) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+
+    async def broken(repository: str, number: int) -> Any:
+        raise RuntimeError("GitHub is down")
+
+    service, agent, job_id = await leased_and_running(db, FakeGitHub(snapshot))
+    service.read_pull = broken
+    outcome = await service.report(agent, job_id, {"outcome": "done"})
+    assert outcome.state == JobState.CLAIMED_DONE and "GitHub is down" in outcome.reason
