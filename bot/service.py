@@ -105,6 +105,9 @@ class Service:
             background=background,
         )
         server.mounts.append(self.build_dashboard().mount)  # GET /, /repos/..., /jobs, /metrics
+        from bot.jobs_api import attach_escalations
+
+        attach_escalations(self, server)  # /api/jobs/* and the escalation worker
         return server
 
     def build_dashboard(self) -> Dashboard:
