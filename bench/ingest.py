@@ -123,10 +123,12 @@ async def serve_and_load(
     connections: list[int],
     seconds: float,
     workdir: Path,
+    extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     secret = secrets.token_hex(20)
     port = free_port()
     env = python_env(
+        **(extra_env or {}),
         PRSTEWARD_DATABASE_URL=database_url,
         PRSTEWARD_WEBHOOK_SECRET=secret,
         PRSTEWARD_HOST="127.0.0.1",
@@ -218,6 +220,18 @@ async def run(workdir: Path, *, small: bool) -> Result:
             result.figures["postgresql"] = await serve_and_load(
                 "postgresql", f"{base}/{name}", body, connections, seconds, workdir
             )
+            # Diagnostic: the same without githubkit's typed parse in the inbox workers, which
+            # share the CPU (and the event loop) with the intake.
+            say("ingest: prsteward serve on PostgreSQL, typed webhook parse off")
+            result.figures["postgresql_untyped"] = await serve_and_load(
+                "postgresql",
+                f"{base}/{name}",
+                body,
+                [8],
+                seconds,
+                workdir,
+                extra_env={"PRSTEWARD_TYPED_WEBHOOK_PARSE": "false"},
+            )
         finally:
             await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     tool = result.figures["load_generator"]
@@ -253,4 +267,12 @@ async def run(workdir: Path, *, small: bool) -> Result:
                 ok=ok,
                 note=note,
             )
+    untyped = result.figures.get("postgresql_untyped", {}).get("8")
+    if untyped:
+        result.row(
+            "postgresql, 8 connections, PRSTEWARD_TYPED_WEBHOOK_PARSE=false (diagnostic)",
+            f"{rounded(untyped['rate'], 0)}/s / {rounded(untyped['p99_ms'])} ms",
+            note=f"p50 {rounded(untyped['p50_ms'])} ms; {untyped['stored']} stored of "
+            f"{untyped['ok']} acked; the inbox workers skip githubkit's typed models",
+        )
     return result
