@@ -364,12 +364,13 @@ _STEP_KIND = {
 
 
 def _step_threshold(step: GentleStep, config: Config) -> float:
-    return {
-        GentleStep.REMIND: config.days_before_pr_remind,
-        GentleStep.DRAFT: config.days_before_pr_draft,
-        GentleStep.STALE: config.days_before_pr_stale,
-        GentleStep.CLOSE: config.days_before_pr_close,
-    }[step]
+    if step is GentleStep.REMIND:
+        return config.days_before_pr_remind
+    if step is GentleStep.DRAFT:
+        return config.days_before_pr_draft
+    if step is GentleStep.STALE:
+        return config.days_before_pr_stale
+    return config.days_before_pr_close
 
 
 def _step_done(

@@ -137,23 +137,31 @@ def _latest(times: Iterable[datetime | None]) -> datetime | None:
 def author_last_action(snapshot: PullRequestSnapshot) -> datetime:
     """The author's last push, comment or review; never ``updatedAt`` (bots and labels bump it)."""
     login = snapshot.author.login
-    latest = _latest(
-        [snapshot.created_at, snapshot.head_committed_at]
-        + [c.created_at for c in snapshot.comments if c.author.login == login]
-        + [r.submitted_at for r in snapshot.reviews if r.author.login == login]
-    )
-    assert latest is not None  # created_at is always there
+    latest = snapshot.created_at
+    if snapshot.head_committed_at is not None and snapshot.head_committed_at > latest:
+        latest = snapshot.head_committed_at
+    for comment in snapshot.comments:
+        if comment.created_at > latest and comment.author.login == login:
+            latest = comment.created_at
+    for review in snapshot.reviews:
+        at = review.submitted_at
+        if at is not None and at > latest and review.author.login == login:
+            latest = at
     return latest
 
 
 def last_human_activity(snapshot: PullRequestSnapshot, config: Config) -> datetime:
     """The last push, comment or review by any person (never a bot, never the App)."""
-    latest = _latest(
-        [snapshot.created_at, snapshot.head_committed_at]
-        + [c.created_at for c in snapshot.comments if is_human(c.author, config)]
-        + [r.submitted_at for r in snapshot.reviews if is_human(r.author, config)]
-    )
-    assert latest is not None
+    latest = snapshot.created_at
+    if snapshot.head_committed_at is not None and snapshot.head_committed_at > latest:
+        latest = snapshot.head_committed_at
+    for comment in snapshot.comments:
+        if comment.created_at > latest and is_human(comment.author, config):
+            latest = comment.created_at
+    for review in snapshot.reviews:
+        at = review.submitted_at
+        if at is not None and at > latest and is_human(review.author, config):
+            latest = at
     return latest
 
 
@@ -228,6 +236,8 @@ def changes_requested_trigger(
     snapshot: PullRequestSnapshot, config: Config, maintainers: frozenset[str]
 ) -> Trigger | None:
     """A trusted reviewer's latest review requests changes and the author has not pushed since."""
+    if not any(r.state == "CHANGES_REQUESTED" for r in snapshot.reviews):
+        return None
     latest_by_reviewer: dict[str, object] = {}
     for review in sorted(
         (r for r in snapshot.reviews if r.submitted_at is not None and r.state != "PENDING"),
