@@ -448,7 +448,7 @@ async def run(workdir: Path, *, small: bool) -> Result:
         "writes to the sim) -> escalation jobs + job API -> sim/reference_agent.py (lying, failing, "
         "crashing, honest) -> done-oracle",
     )
-    days, step = (2, 6) if small else (7, 3)
+    days, step = (2, 6) if small else (7, 4)
     watch = Stopwatch()
     figures = await replay(workdir, days=days, step_hours=step)
     result.figures = {**figures, "wall_seconds": watch()}

@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 import httpx
 import jwt
 
@@ -52,34 +53,31 @@ async def naive_sweep(
     """One naive poll of every open PR of every installation. Counts what it sent (the sim's
     accounting is the reference)."""
     result = NaiveResult()
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        tokens = await installation_tokens(client, app_jwt(app_id, private_key_pem))
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(base_url, connector=connector, timeout=timeout) as session:
 
-        async def get(
-            path: str, token: str, params: dict[str, Any] | None = None
-        ) -> httpx.Response:
-            response = await client.get(
-                path,
-                params=params,
-                headers={
-                    "Authorization": f"token {token}",
-                    "Accept": "application/vnd.github+json",
-                },
-            )
-            result.requests += 1
-            if response.status_code >= 400:
-                result.errors += 1
-            return response
+        async def get(path: str, token: str, params: dict[str, Any] | None = None) -> Any:
+            headers = {"Authorization": f"token {token}", "Accept": "application/vnd.github+json"}
+            async with session.get(path, params=params, headers=headers) as response:
+                body = await response.json(content_type=None)
+                result.requests += 1
+                if response.status >= 400:
+                    result.errors += 1
+                return body, response.headers.get("link", "")
 
         async def paginate(path: str, token: str) -> list[Any]:
             items: list[Any] = []
             page = 1
             while True:
-                response = await get(path, token, {"per_page": 100, "page": page, "state": "open"})
-                body = response.json()
+                body, link = await get(
+                    path, token, {"per_page": 100, "page": page, "state": "open"}
+                )
                 chunk = body.get("repositories", []) if isinstance(body, dict) else body
                 items.extend(chunk)
-                if 'rel="next"' not in response.headers.get("link", ""):
+                if 'rel="next"' not in link:
                     return items
                 page += 1
 
@@ -94,8 +92,7 @@ async def naive_sweep(
                 await get(f"/repos/{full_name}/pulls/{number}/reviews", token)
                 await get(f"/repos/{full_name}/issues/{number}/comments", token)
 
-        for token in await installation_tokens(client, app_jwt(app_id, private_key_pem)):
-            result.requests += 0  # the token requests are counted by the sim, not here
+        for token in tokens:
             repos = await paginate("/installation/repositories", token)
             result.repositories += len(repos)
             for repo in repos:
