@@ -71,6 +71,12 @@ def days_between(earlier: datetime, later: datetime) -> float:
     return (later - earlier) / DAY
 
 
+def is_authors_draft(snapshot: PullRequestSnapshot, history: PullRequestHistory) -> bool:
+    """A draft the author chose. A PR prsteward converted to draft (a gentle step) is still
+    waiting on its author, so its steps go on."""
+    return snapshot.is_draft and history.last_notice("convert_to_draft") is None
+
+
 # --- exemptions ---------------------------------------------------------------------------------
 
 
@@ -107,7 +113,7 @@ def exemption(
             "exempt.assignees",
             f"assigned to {', '.join(exempt_assignees)} (exempt-pr-assignees)",
         )
-    if config.exempt_draft_pr and snapshot.is_draft:
+    if config.exempt_draft_pr and is_authors_draft(snapshot, history):
         return "exempt.draft", "draft PR (exempt-draft-pr)"
     missing = [label for label in config.only_labels if label not in labels]
     if missing:
@@ -144,7 +150,7 @@ def whose_turn(
     """Author, maintainers, CI or nobody, with the event that made it so (issue 12 item 1)."""
     if snapshot.state is not PullRequestState.OPEN:
         return TurnEvent(Turn.NOBODY, "turn.closed", f"PR is {snapshot.state.value.lower()}")
-    if snapshot.is_draft:
+    if is_authors_draft(snapshot, history):
         return TurnEvent(Turn.NOBODY, "turn.draft", "draft: the author is still working")
     exempt = exemption(snapshot, history, config)
     if exempt is not None:
