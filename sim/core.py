@@ -46,6 +46,11 @@ class Simulator:
         self._fault_ids = 0
         self.options = SimOptions()
         self.webhooks = WebhookSender(self.state.clock, webhook or WebhookConfig())
+        # Serialised GET answers by (path and query, repository version): every change to a
+        # repository bumps its version (sim/events.py), so a hit is always current.
+        self.answer_cache: dict[
+            tuple[str, int, int], tuple[bytes, datetime | None, str | None]
+        ] = {}
 
     @property
     def clock(self) -> SimClock:
@@ -54,6 +59,7 @@ class Simulator:
     def set_base_url(self, url: str) -> None:
         self.base_url = url.rstrip("/")
         self.render = Renderer(self.state, self.base_url)
+        self.answer_cache.clear()
 
     # ------------------------------------------------------------------ apps and tokens
     def add_app(

@@ -128,9 +128,12 @@ def json_response(
     status: int = 200,
     last_modified: datetime | None = None,
     link: str | None = None,
+    body: bytes | None = None,
 ) -> web.Response:
-    """A JSON answer; GETs carry ETag (and Last-Modified) and answer 304 when they match."""
-    body = json.dumps(data, separators=(",", ":")).encode()
+    """A JSON answer (``data``, or ``body`` already serialised); GETs carry ETag (and
+    Last-Modified) and answer 304 when they match."""
+    if body is None:
+        body = json.dumps(data, separators=(",", ":")).encode()
     headers: dict[str, str] = {}
     if link:
         headers["Link"] = link

@@ -3,6 +3,7 @@ checked against `@octokit/openapi` by ``tests/sim/test_fidelity.py``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,6 +92,29 @@ def issue_like(repo: Repository, number: int) -> Issue | PullRequest:
 
 def sender(sim: Simulator, principal: Principal) -> str:
     return sim.bot_login
+
+
+def cached_answer(
+    sim: Simulator,
+    request: web.Request,
+    repo: Repository,
+    build: Callable[[], tuple[Any, datetime | None, str | None]],
+) -> web.Response:
+    """A GET answer about ``repo``, rendered once per repository version (it is the hot path of
+    every poller; the ETag is still computed per token)."""
+    key = (request.path_qs, repo.id, sim.state.repo_versions.get(repo.id, 0))
+    hit = sim.answer_cache.get(key)
+    if hit is None:
+        data, last_modified, link = build()
+        if len(sim.answer_cache) > 50_000:
+            sim.answer_cache.clear()
+        hit = sim.answer_cache[key] = (
+            json.dumps(data, separators=(",", ":")).encode(),
+            last_modified,
+            link,
+        )
+    body, last_modified, link = hit
+    return json_response(request, None, body=body, last_modified=last_modified, link=link)
 
 
 def newest(*moments: datetime | None) -> datetime | None:
@@ -228,6 +252,12 @@ async def list_pulls(
     state = request.query.get("state", "open")
     if state not in {"open", "closed", "all"}:
         raise validation_failed("Issue", "state")
+    return cached_answer(sim, request, repo, lambda: render_pull_list(sim, request, repo, state))
+
+
+def render_pull_list(
+    sim: Simulator, request: web.Request, repo: Repository, state: str
+) -> tuple[Any, datetime | None, str | None]:
     pulls = [p for p in repo.pulls.values() if state == "all" or p.state == state]
     if base := request.query.get("base"):
         pulls = [p for p in pulls if p.base_ref == base]
@@ -246,12 +276,7 @@ async def list_pulls(
     pulls.sort(key=key, reverse=direction == "desc")
     page, link = paginate(request, pulls)
     last_modified = newest(*(p.updated_at for p in page))
-    return json_response(
-        request,
-        [sim.render.pull(repo, p, detail=False) for p in page],
-        link=link,
-        last_modified=last_modified,
-    )
+    return [sim.render.pull(repo, p, detail=False) for p in page], last_modified, link
 
 
 @route("GET", "/repos/{owner}/{repo}/pulls/{pull_number}")
@@ -260,7 +285,9 @@ async def get_pull(
 ) -> web.StreamResponse:
     repo = repo_for(sim, request, principal)
     pull = pull_for(repo, number_of(request))
-    return json_response(request, sim.render.pull(repo, pull), last_modified=pull.updated_at)
+    return cached_answer(
+        sim, request, repo, lambda: (sim.render.pull(repo, pull), pull.updated_at, None)
+    )
 
 
 @route("PATCH", "/repos/{owner}/{repo}/pulls/{pull_number}")
@@ -404,16 +431,18 @@ async def list_comments(
     repo = repo_for(sim, request, principal)
     number = number_of(request, "issue_number")
     target = issue_like(repo, number)
-    comments = sorted(
-        (c for c in repo.comments.values() if c.issue_number == number), key=lambda c: c.id
-    )
-    if since := request.query.get("since"):
-        comments = [c for c in comments if iso(c.updated_at) >= since]
-    page, link = paginate(request, comments)
-    last_modified = newest(target.updated_at, *(c.updated_at for c in page))
-    return json_response(
-        request, [sim.render.comment(repo, c) for c in page], link=link, last_modified=last_modified
-    )
+
+    def build() -> tuple[Any, datetime | None, str | None]:
+        comments = sorted(
+            (c for c in repo.comments.values() if c.issue_number == number), key=lambda c: c.id
+        )
+        if since := request.query.get("since"):
+            comments = [c for c in comments if iso(c.updated_at) >= since]
+        page, link = paginate(request, comments)
+        last_modified = newest(target.updated_at, *(c.updated_at for c in page))
+        return [sim.render.comment(repo, c) for c in page], last_modified, link
+
+    return cached_answer(sim, request, repo, build)
 
 
 @route("POST", "/repos/{owner}/{repo}/issues/{issue_number}/comments", content_creation=True)
@@ -487,7 +516,7 @@ async def create_reaction(
 ) -> web.StreamResponse:
     from sim.state import Reaction
 
-    _, comment = comment_for(sim, request, principal)
+    repo, comment = comment_for(sim, request, principal)
     body = await read_json(request)
     content = body.get("content")
     if content not in REACTIONS:
@@ -500,6 +529,7 @@ async def create_reaction(
         id=sim.state.next_id(), user=who, content=content, created_at=sim.clock.now()
     )
     comment.reactions.append(reaction)
+    sim.state.touch(repo)  # GitHub sends no webhook for reactions, but the comment changed
     return json_response(request, sim.render.reaction(reaction), status=201)
 
 

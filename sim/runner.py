@@ -90,7 +90,7 @@ def rebuild_state(sim: Simulator) -> None:
     for app in apps.values():
         fresh.user(f"{app.slug}[bot]", "Bot")
     sim.state = fresh
-    sim.set_base_url(sim.base_url)
+    sim.set_base_url(sim.base_url)  # new renderer, empty answer cache
     load(sim, {k: v for k, v in scenario.items() if k not in {"clock", "webhook"}})
 
 

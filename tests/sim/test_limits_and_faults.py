@@ -306,3 +306,29 @@ async def test_app_jwt_is_checked_against_the_apps_key(
     assert too_long.status_code == 401 and "too far in the future" in too_long.json()["message"]
     assert token_on_app_route.status_code == 401
     assert token["expires_at"] > (await sim_server.control.clock())["now"]
+
+
+async def test_repeated_reads_follow_every_change(sim_factory: Factory) -> None:
+    server = await sim_factory(SMALL_SCENARIO)
+    async with installation_client(server) as gh:
+        before = (await gh.get("/repos/acme/widgets/pulls/20")).json()
+        assert before["mergeable_state"] == "clean"
+        await server.control.event("ci", repo="acme/widgets", pr=20, conclusion="failure")
+        after_ci = (await gh.get("/repos/acme/widgets/pulls/20")).json()
+        assert after_ci["mergeable_state"] == "blocked"
+        comment = (
+            await gh.post("/repos/acme/widgets/issues/20/comments", json={"body": "x"})
+        ).json()
+        listed = (await gh.get("/repos/acme/widgets/issues/20/comments")).json()
+        assert [c["id"] for c in listed] == [comment["id"]]
+        await gh.post(
+            f"/repos/acme/widgets/issues/comments/{comment['id']}/reactions",
+            json={"content": "eyes"},
+        )
+        relisted = (await gh.get("/repos/acme/widgets/issues/20/comments")).json()
+        assert relisted[0]["reactions"]["eyes"] == 1
+        await server.control.event("merge", repo="acme/widgets", pr=20)
+        open_numbers = [
+            p["number"] for p in (await gh.get("/repos/acme/widgets/pulls?per_page=100")).json()
+        ]
+        assert 20 not in open_numbers
