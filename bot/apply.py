@@ -170,6 +170,9 @@ class Applier:
             # An old delivery processed late: the ledger already knows newer truth.
             await self._mark(applied, repository, [snapshot.number], reason + " (stale)", now)
             return
+        if snapshot.state is PullRequestState.OPEN:
+            # Dirty first: if recording fails, the poller still reads the PR.
+            await self._mark(applied, repository, [snapshot.number], reason, now)
         await pulls.record_snapshot(
             self.db,
             repository,
@@ -181,5 +184,3 @@ class Applier:
             delivery_id=delivery_id,
         )
         applied.observed.append((repository, snapshot.number))
-        if snapshot.state is PullRequestState.OPEN:
-            await self._mark(applied, repository, [snapshot.number], reason, now)

@@ -300,6 +300,9 @@ class Processor:
         # (at most ``max_yield_seconds`` per delivery) before taking the next one.
         self.yield_to: Callable[[], bool] = lambda: False
         self.max_yield_seconds = 0.05
+        self.maintenance_seconds = 60.0
+        self._stopping = False
+        self._maintenance: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         self._wake.set()
@@ -316,24 +319,54 @@ class Processor:
             log.info("re-queued %d failed deliveries for another attempt", requeued_failed)
         if self.typed_events:
             await asyncio.to_thread(warm_up_parser, self.typed_events)
+        self._stopping = False
         self._tasks = [
             asyncio.create_task(self._run(i), name=f"webhook-worker-{i}")
             for i in range(self.workers)
         ]
+        self._maintenance = asyncio.create_task(self._maintain(), name="webhook-maintenance")
         self.ready.set()
         self.wake()
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Let each worker finish the delivery in hand (up to ``timeout``), hand back what it
+        had claimed but not started, then stop."""
+        self._stopping = True
+        self.wake()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await task
+                await self._maintenance
+            self._maintenance = None
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in pending:
+                task.cancel()
+            for task in pending:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         self._tasks = []
+
+    async def _maintain(self) -> None:
+        """Every ``maintenance_seconds``: put back claims a dead replica left behind, and give
+        failed deliveries another attempt (bounded by ``MAX_FAILED_ATTEMPTS``)."""
+        while not self._stopping:
+            await asyncio.sleep(self.maintenance_seconds)
+            try:
+                stale = await inbox.requeue_processing(
+                    self.db, claimed_before=utcnow() - STALE_CLAIM
+                )
+                retried = await inbox.requeue_failed(self.db, MAX_FAILED_ATTEMPTS)
+            except Exception as error:  # noqa: BLE001 - try again next time
+                log.warning("inbox maintenance failed: %r", error)
+                continue
+            if stale or retried:
+                log.info("inbox: re-queued %d stale claims, %d failed deliveries", stale, retried)
+                self.wake()
 
     async def _run(self, index: int) -> None:
         worker = f"{self.name}:{index}"
-        while True:
+        while not self._stopping:
             try:
                 claimed = await inbox.claim_deliveries(self.db, worker, utcnow(), self.batch)
             except Exception as error:  # noqa: BLE001 - the ledger blipped: wait, try again
@@ -346,8 +379,13 @@ class Processor:
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
                 continue
             for delivery in claimed:
+                if self._stopping:
+                    break
                 await self._give_way()
                 await self.process(delivery, worker)
+        # Claimed but not started: back to pending for whoever runs next.
+        with contextlib.suppress(Exception):
+            await inbox.requeue_processing(self.db, worker=worker)
 
     async def _give_way(self) -> None:
         waited = 0.0

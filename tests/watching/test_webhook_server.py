@@ -273,9 +273,92 @@ async def test_typed_parse_rejects__raw_dict_still_used() -> None:
     from bot.webhooks import parse_event
 
     event = parse_event(
-        "pull_request",
-        "x",
-        b'{"action": "opened", "number": 1}',
-        typed_events=frozenset({"pull_request"}),
+        "status", "x", b'{"sha": "abc", "state": "success"}', typed_events=frozenset({"status"})
     )
-    assert event.typed is None and event.payload["number"] == 1
+    assert event.typed is None and event.payload["sha"] == "abc"
+
+
+def octokit_example(name: str, index: int) -> Any:
+    import json
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "data/octokit-webhooks-examples/api.github.com/index.json"
+    return next(e for e in json.loads(path.read_text()) if e["name"] == name)["examples"][index]
+
+
+async def test_typed_parse_fits__typed_model_kept() -> None:
+    import json
+
+    from bot.webhooks import parse_event
+
+    example = octokit_example("push", 1)
+    body = json.dumps(example).encode()
+    event = parse_event("push", "x", body, typed_events=frozenset({"push"}))
+    assert event.typed is not None and event.typed.ref == example["ref"]
+    untyped = parse_event("push", "x", body)
+    assert untyped.typed is None and untyped.payload == example
+
+
+async def test_real_example_the_typed_model_rejects__dict_used() -> None:
+    import json
+
+    from bot.webhooks import parse_event
+
+    example = octokit_example("status", 0)  # lacks verification.verified_at, now required
+    event = parse_event(
+        "status", "x", json.dumps(example).encode(), typed_events=frozenset({"status"})
+    )
+    assert event.typed is None and event.payload["sha"] == example["sha"]
+
+
+async def test_stop_mid_batch__nothing_left_processing_and_restart_finishes(db: Ledger) -> None:
+    import asyncio
+
+    router = default_router()
+    started = asyncio.Event()
+
+    async def slow_apply(*_args: Any, **_kwargs: Any) -> Any:
+        started.set()
+        await asyncio.sleep(0.05)
+        from bot.apply import Applied
+
+        return Applied(ignored=["slow"])
+
+    server = Server(db, webhook_secret=SECRET, router=router, idle_poll_seconds=0.2, workers=1)
+    server.applier.apply = slow_apply  # type: ignore[method-assign]
+    async with server.running() as url, httpx.AsyncClient() as client:
+        for i in range(30):
+            await post_delivery(client, url, "star", {"action": "created"}, delivery=f"s-{i}")
+        await started.wait()
+    counts = await inbox.count_by_state(db)
+    assert counts[DeliveryState.PROCESSING] == 0
+    assert counts[DeliveryState.PENDING] > 0  # the stop really interrupted the backlog
+    assert counts[DeliveryState.PENDING] + counts[DeliveryState.IGNORED] == 30
+
+    again = Server(db, webhook_secret=SECRET, idle_poll_seconds=0.2)
+    async with again.running():
+
+        async def all_done() -> bool:
+            return (await inbox.count_by_state(db))[DeliveryState.IGNORED] == 30
+
+        assert await eventually(all_done)
+
+
+async def test_failed_delivery__retried_by_maintenance(db: Ledger) -> None:
+    router = default_router()
+    calls: list[str] = []
+
+    def flaky(event: Event) -> list[Effect]:
+        calls.append(event.delivery_id)
+        if len(calls) == 1:
+            raise RuntimeError("transient")
+        return []
+
+    router.register("star")(flaky)
+    server = Server(db, webhook_secret=SECRET, router=router, idle_poll_seconds=0.1)
+    server.processor.maintenance_seconds = 0.2
+    async with server.running() as url, httpx.AsyncClient() as client:
+        await post_delivery(client, url, "star", {"action": "created"}, delivery="flaky-1")
+        assert await eventually(lambda: _state_is(db, "flaky-1", DeliveryState.PROCESSED))
+    row = await inbox.get_delivery(db, "flaky-1")
+    assert row is not None and row.attempts == 2 and calls == ["flaky-1", "flaky-1"]
