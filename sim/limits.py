@@ -150,9 +150,16 @@ class Accounting:
     statuses: Counter[str] = field(default_factory=Counter)
     rate_limited: Counter[str] = field(default_factory=Counter)
     faults_injected: Counter[str] = field(default_factory=Counter)
+    # The latest requests in arrival order: (wall-clock epoch, endpoint, injected fault or "").
+    # Read in process (``sim.accounting.timeline``) to check back-off: not in ``as_dict``.
+    timeline: deque[tuple[float, str, str]] = field(default_factory=lambda: deque(maxlen=20_000))
 
     def as_dict(self) -> dict[str, Any]:
-        data = {name: dict(getattr(self, name)) for name in self.__dataclass_fields__}
+        data = {
+            name: dict(getattr(self, name))
+            for name in self.__dataclass_fields__
+            if name != "timeline"
+        }
         data["totals"] = {
             "requests": sum(self.requests.values()),
             "charged": sum(self.charged.values()),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -62,6 +63,7 @@ async def github_middleware(
     key = endpoint_key(request)
     sim.accounting.requests[key] += 1
     fault = sim.match_fault(request.method, request.path)
+    sim.accounting.timeline.append((time.time(), key, fault.kind if fault is not None else ""))
     if fault is not None:
         sim.accounting.faults_injected[f"{fault.kind} {key}"] += 1
         if fault.kind in {"delay", "hang"}:
@@ -210,8 +212,17 @@ async def graphql_handler(request: web.Request) -> web.Response:
         if principal.kind == "installation" and principal.installation_id is not None
         else None
     )
-    resolvers = graphql_api.Resolvers(sim.state, sim.render.web)
-    result = graphql_api.run(prepared, resolvers, rate_limit, visible)
+    key = graphql_api.cache_key(sim.state, query, prepared, visible)
+    cached = sim.graphql_cache.get(key) if key is not None else None
+    if cached is not None:
+        result = graphql_api.with_rate_limit(cached, rate_limit)
+    else:
+        resolvers = graphql_api.Resolvers(sim.state, sim.render.web)
+        result = graphql_api.run(prepared, resolvers, rate_limit, visible)
+        if key is not None:
+            if len(sim.graphql_cache) > 5_000:
+                sim.graphql_cache.clear()
+            sim.graphql_cache[key] = result
     return web.Response(
         body=json.dumps(result, separators=(",", ":")).encode(),
         content_type="application/json",
