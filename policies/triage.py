@@ -613,7 +613,13 @@ def status_candidate(
     return [
         Candidate(
             CandidateKind.STATUS_COMMENT,
-            candidate_key(snapshot, CandidateKind.STATUS_COMMENT, body_hash),
+            # Keyed by the transition (old text -> new text): the same text may come back
+            # (red -> green -> red) and must be shown again, while a replay of one edit dedupes.
+            candidate_key(
+                snapshot,
+                CandidateKind.STATUS_COMMENT,
+                f"{history.sticky_content_hash or 'none'}-{body_hash}",
+            ),
             f"status.{verb}",
             f"{verb} the sticky status comment ({tier.tier.value}, {turn.turn.value}'s turn)",
             body=body,

@@ -657,3 +657,28 @@ def test_explain_shows_spend_and_waiting_days() -> None:
     assert decision.waiting_days == pytest.approx(10)
     assert "spend: this PR $1.50" in decision.explain()
     assert run(make_snapshot(is_draft=True), at(10)).waiting_days is None
+
+
+def test_sticky_text_that_comes_back_is_shown_again() -> None:
+    red = failing(make_snapshot(), "test")
+    first = only(run(red, at(1)), CandidateKind.STATUS_COMMENT)
+    assert first.body is not None
+    red_hash = content_hash(first.body)
+    green_text = only(
+        run(
+            make_snapshot(), at(2), make_history(sticky_comment_id=9, sticky_content_hash=red_hash)
+        ),
+        CandidateKind.STATUS_COMMENT,
+    )
+    assert green_text.body is not None
+    history = make_history(
+        sticky_comment_id=9,
+        sticky_content_hash=content_hash(green_text.body),
+        candidates=(
+            make_candidate_record(first.key, "status_comment"),
+            make_candidate_record(green_text.key, "status_comment"),
+        ),
+    )
+    red_again = only(run(red, at(3), history), CandidateKind.STATUS_COMMENT)
+    assert red_again.proposed, red_again.line()
+    assert red_again.body == first.body and red_again.key != first.key
