@@ -397,6 +397,40 @@ def jobs_list(
         )
 
 
+@jobs_app.command("grant")
+def jobs_grant(
+    job_id: Annotated[int, typer.Argument(help="A BUDGET_EXHAUSTED job's id.")],
+    tokens: Annotated[int, typer.Option("--tokens", help="Tokens to grant.")] = 0,
+    dollars: Annotated[float, typer.Option("--dollars", help="Dollars to grant.")] = 0.0,
+) -> None:
+    """Grant more budget to a job that ran out: it is queued again once (recorded as a grant)."""
+    import asyncio
+
+    from bot.escalation import Escalations, Outcome, ReportError
+    from bot.settings import fail, load_settings
+    from ledger.db import Ledger, LedgerURLError
+    from ledger.migrate import upgrade_async
+
+    settings = load_settings()
+
+    async def run() -> Outcome:
+        await upgrade_async(settings.database_url)
+        async with Ledger(settings.database_url) as db:
+            return await Escalations(db).grant(job_id, tokens, dollars, "a maintainer (CLI)")
+
+    try:
+        outcome = asyncio.run(run())
+    except ReportError as error:
+        fail(f"prsteward: {error}")
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    if outcome.requeued_job_id is None:
+        fail(f"prsteward: job {job_id}: {outcome.reason}")
+    typer.echo(f"job {job_id}: {outcome.reason}")
+
+
 def main() -> None:
     app()
 

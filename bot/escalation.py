@@ -391,7 +391,19 @@ class Escalations:
                 report = dict(attempt.report or {})
                 report["heartbeat"] = progress
                 attempt.report = report
-        return {"job_id": job_id, "lease_expires_at": expires.isoformat()}
+        answer: dict[str, Any] = {"job_id": job_id, "lease_expires_at": expires.isoformat()}
+        if progress:
+            sums = await spend_ledger.job_spend(self.db, job_id)
+            tokens = (job.budget_tokens or 0) + sums.granted_tokens
+            dollars = (job.budget_dollars or 0.0) + sums.granted_dollars
+            used_tokens = int(progress.get("tokens_in", 0)) + int(progress.get("tokens_out", 0))
+            used = max(
+                used_tokens / tokens if tokens > 0 else 1.0,
+                float(progress.get("dollars", 0.0)) / dollars if dollars > 0 else 1.0,
+            )
+            answer["budget_used"] = round(used, 4)
+            answer["stop"] = used >= 1.0  # spent: report now; the oracle decides
+        return answer
 
     async def report(self, agent: Agent, job_id: int, body: Mapping[str, Any]) -> Outcome:
         """Record the agent's claim and spend, release the reservation, then verify against
@@ -578,6 +590,52 @@ class Escalations:
         brief = next_attempt_brief(job.brief or {}, job.attempt + 1, job.max_attempts, head, why)
         new = await job_store.requeue(self.db, int(job.id or 0), brief, head, self.clock())
         return None if new is None else new.id
+
+    # -- grants
+
+    async def grant(self, job_id: int, tokens: int, dollars: float, by: str) -> Outcome:
+        """A maintainer grants more budget to a BUDGET_EXHAUSTED job: the grant is recorded in
+        the spend ledger and the job is queued again ONCE, as a new attempt with the granted
+        amounts as its budget (even past max-attempts: a person decided). A second grant on
+        the same job re-queues nothing."""
+        if tokens < 0 or dollars < 0 or (tokens == 0 and dollars == 0):
+            raise ReportError("a grant needs tokens or dollars > 0", 400)
+        job = await job_store.get_job(self.db, job_id)
+        if job is None:
+            raise ReportError(f"no job {job_id}", 404)
+        if job.state != JobState.BUDGET_EXHAUSTED:
+            raise ReportError(f"job {job_id} is {job.state}, not BUDGET_EXHAUSTED", 409)
+        now = self.clock()
+        brief = next_attempt_brief(
+            {**(job.brief or {}), "budget": {"tokens": tokens, "dollars": round(dollars, 4)}},
+            job.attempt + 1,
+            job.max_attempts,
+            job.start_head_sha or "",
+            f"the budget ran out; {by} granted {tokens} tokens and ${dollars:.2f} more",
+        )
+        new = await job_store.requeue(
+            self.db,
+            job_id,
+            brief,
+            job.start_head_sha or "",
+            now,
+            budget_tokens=tokens,
+            budget_dollars=dollars,
+            reason=f"{by} granted {tokens} tokens and ${dollars:.2f}",
+        )
+        if new is None:
+            return Outcome(job_id, job.state, "already re-queued once (or another job runs)")
+        async with self.db.transaction() as session:
+            await spend_ledger.add(  # on the exhausted job; the new attempt's budget is the grant
+                session,
+                job,
+                SpendKind.GRANT,
+                now,
+                tokens_in=tokens,
+                dollars=dollars,
+                note=f"granted by {by}: re-queued as job {new.id}",
+            )
+        return Outcome(job_id, job.state, f"re-queued as job {new.id}", (), new.id)
 
     # -- housekeeping
 

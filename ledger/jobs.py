@@ -359,7 +359,15 @@ async def note(db: Ledger, job_id: int, rule_id: str, reason: str, now: datetime
 
 
 async def requeue(
-    db: Ledger, job_id: int, brief: dict[str, Any], start_head_sha: str, now: datetime
+    db: Ledger,
+    job_id: int,
+    brief: dict[str, Any],
+    start_head_sha: str,
+    now: datetime,
+    *,
+    budget_tokens: int | None = None,
+    budget_dollars: float | None = None,
+    reason: str | None = None,
 ) -> EscalationJob | None:
     """A new QUEUED attempt (``attempt + 1``, same trigger fingerprint) after ``job_id`` ended
     in a final state, with its budget reserved. None when it exists already (the unique key),
@@ -389,8 +397,8 @@ async def requeue(
             state=S.DETECTED.value,
             state_reason=f"re-queue of job {job_id}",
             brief={},
-            budget_tokens=old.budget_tokens,
-            budget_dollars=old.budget_dollars,
+            budget_tokens=old.budget_tokens if budget_tokens is None else budget_tokens,
+            budget_dollars=old.budget_dollars if budget_dollars is None else budget_dollars,
             attempt=old.attempt + 1,
             max_attempts=old.max_attempts,
             start_head_sha=start_head_sha,
@@ -404,7 +412,7 @@ async def requeue(
         except IntegrityError:
             return None
         job.brief = {**brief, "job_id": job.id}
-        reason = f"re-queue of job {job_id} ({old.state})"
+        reason = reason or f"re-queue of job {job_id} ({old.state})"
         await _record(session, job, None, S.DETECTED, "escalation.requeue", reason, now)
         job.state = S.QUEUED.value
         job.state_reason = f"queued, attempt {job.attempt} of {job.max_attempts}"

@@ -100,6 +100,7 @@ def untrusted_items(trigger: Trigger, snapshot: PullRequestSnapshot) -> tuple[Un
     """The author-written texts the agent needs: the PR's title and body, and the review or
     comment the trigger answers (for review feedback, also the newest other comments)."""
     items = [
+        UntrustedItem("head_branch", snapshot.author.login, snapshot.head_ref),
         UntrustedItem("pr_title", snapshot.author.login, snapshot.title),
         UntrustedItem("pr_body", snapshot.author.login, snapshot.body),
     ]
@@ -239,7 +240,6 @@ def build_brief(
         "job_id": job_id,
         "repository": snapshot.repository,
         "number": snapshot.number,
-        "head_ref": one_line(snapshot.head_ref, 200),
         "head_sha": snapshot.head_sha,
         "base_ref": one_line(snapshot.base_ref, 200),
         "base_sha": snapshot.base_sha,
@@ -263,6 +263,9 @@ def build_brief(
         },
         "untrusted": {
             "notice": UNTRUSTED_NOTICE,
+            # The head branch's name was chosen by the PR author: data, kept out of the text
+            # above. Push there (never force).
+            "head_ref": clip(redact(snapshot.head_ref), 250),
             "items": [
                 {
                     "source": i.source,
@@ -287,7 +290,8 @@ def render_text(brief: dict[str, Any], items: tuple[UntrustedItem, ...]) -> str:
         "",
         f"Attempt {brief['attempt']['n']} of {brief['attempt']['of']}. Budget: "
         f"{brief['budget']['tokens']} tokens, ${brief['budget']['dollars']:.2f}.",
-        f"Head: {brief['head_ref']} at {brief['head_sha']}; base: {brief['base_ref']}"
+        f"Head: {brief['head_sha']} (its branch name is in the untrusted data); "
+        f"base: {brief['base_ref']}"
         + (f" at {brief['base_sha']}" if brief["base_sha"] else "")
         + ".",
         "",

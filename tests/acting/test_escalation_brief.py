@@ -75,7 +75,7 @@ def test_failing_ci_brief_names_checks_acceptance_budget_attempt_and_forbidden_a
         assert words in brief["text"]
 
 
-@pytest.mark.parametrize("where", ["body", "title"])
+@pytest.mark.parametrize("where", ["body", "title", "head_ref"])
 def test_injection_in_pr_text_only_inside_untrusted_section(where: str) -> None:
     snapshot = failing(make_snapshot(**{where: INJECTION}), "test")
     brief = brief_for(snapshot)

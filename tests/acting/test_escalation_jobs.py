@@ -260,3 +260,24 @@ async def test_unreadable_github_leaves_the_claim_waiting(db: Ledger) -> None:
     service.read_pull = broken
     outcome = await service.report(agent, job_id, {"outcome": "done"})
     assert outcome.state == JobState.CLAIMED_DONE and "GitHub is down" in outcome.reason
+
+
+async def test_a_grant_requeues_an_exhausted_job_exactly_once(db: Ledger) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+    service, agent, job_id = await leased_and_running(db, FakeGitHub(snapshot))
+    job = await job_store.get_job(db, job_id)
+    assert job is not None
+    with pytest.raises(ReportError):
+        await service.grant(job_id, 1000, 1.0, "alice")  # not exhausted yet
+    beat = await service.heartbeat(agent, job_id, {"dollars": job.budget_dollars})
+    assert beat["stop"] is True and beat["budget_used"] >= 1.0
+    await service.report(agent, job_id, {"outcome": "failed", "dollars": job.budget_dollars})
+    first = await service.grant(job_id, 50_000, 1.5, "alice")
+    again = await service.grant(job_id, 50_000, 1.5, "alice")  # a redelivered command
+    assert first.requeued_job_id is not None and again.requeued_job_id is None
+    retry = await job_store.get_job(db, first.requeued_job_id)
+    assert retry is not None and retry.state == JobState.QUEUED
+    assert (retry.budget_tokens, retry.budget_dollars) == (50_000, 1.5)
+    assert retry.brief["budget"] == {"tokens": 50_000, "dollars": 1.5}
+    assert (await spend_ledger.job_spend(db, job_id)).granted_dollars == pytest.approx(1.5)
+    assert (await spend_ledger.job_spend(db, retry.id)).reserved_dollars == pytest.approx(1.5)  # type: ignore[arg-type]
