@@ -58,6 +58,8 @@ class TurnEvent:
     rule_id: str
     reason: str
     at: datetime | None = None  # when the event happened, when known
+    # On the author's turn: where the stale clock starts (see ``author_silence_start``).
+    silence_start: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,18 +158,23 @@ def whose_turn(
     if exempt is not None:
         return TurnEvent(Turn.NOBODY, "turn.exempt", exempt[1])
     by_kind = {t.kind: t for t in triggers}
+    author_at = author_last_action(snapshot)
+
+    def authors_turn(rule_id: str, reason: str, at: datetime | None) -> TurnEvent:
+        start = at if at is not None and at > author_at else author_at
+        return TurnEvent(Turn.AUTHOR, rule_id, reason, at, start)
+
     if config.labels.waiting_on_author in snapshot.labels:
-        return TurnEvent(
-            Turn.AUTHOR, "turn.waiting-label", f"labelled {config.labels.waiting_on_author}"
+        return authors_turn(
+            "turn.waiting-label", f"labelled {config.labels.waiting_on_author}", None
         )
     for kind in (TriggerKind.CONFLICT, TriggerKind.FAILING_CI, TriggerKind.FLAKY_CI):
         if kind in by_kind:
             trigger = by_kind[kind]
-            return TurnEvent(Turn.AUTHOR, f"turn.{kind.value}", trigger.reason, trigger.at)
+            return authors_turn(f"turn.{kind.value}", trigger.reason, trigger.at)
     if TriggerKind.CHANGES_REQUESTED in by_kind:
         trigger = by_kind[TriggerKind.CHANGES_REQUESTED]
-        return TurnEvent(Turn.AUTHOR, "turn.changes-requested", trigger.reason, trigger.at)
-    author_at = author_last_action(snapshot)
+        return authors_turn("turn.changes-requested", trigger.reason, trigger.at)
     questions = [
         c
         for c in snapshot.comments
@@ -178,8 +185,7 @@ def whose_turn(
     ]
     if questions:
         newest = max(questions, key=lambda c: (c.created_at, c.id))
-        return TurnEvent(
-            Turn.AUTHOR,
+        return authors_turn(
             "turn.maintainer-comment",
             f"{newest.author.login} commented after the author's last action",
             newest.created_at,
@@ -199,6 +205,8 @@ def whose_turn(
 def author_silence_start(snapshot: PullRequestSnapshot, turn: TurnEvent) -> datetime:
     """Where the stale clock starts: the author's last action, or the moment the turn passed to
     the author if that came later (a PR that waited on maintainers is not stale on arrival)."""
+    if turn.silence_start is not None:
+        return turn.silence_start  # whose_turn worked it out already
     start = author_last_action(snapshot)
     if turn.at is not None and turn.at > start:
         return turn.at
