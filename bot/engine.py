@@ -47,7 +47,7 @@ from ledger.db import Ledger
 from ledger.models import CandidateOutcome, PullRequest, Repository
 from policies.config import Config
 from policies.snapshot import PullRequestSnapshot, snapshot_from_json
-from policies.triage import Candidate, Decision, decide
+from policies.triage import Candidate, CandidateKind, Decision, Suppression, decide
 
 log = logging.getLogger("prsteward.engine")
 
@@ -103,6 +103,19 @@ def candidate_details(candidate: Candidate, head_sha: str) -> dict[str, Any]:
     if candidate.suppressed is not None:
         details["suppressed_rule_id"] = candidate.suppressed_rule_id
     return details
+
+
+def sticky_text_came_back(candidate: Candidate) -> bool:
+    """A status-comment edit the policies call a duplicate only because the same text was shown
+    once before (red -> green -> red -> green at one head). The sticky comment is deduped by the
+    content hash it shows now (``status_candidate``), so the edit is still due. Any other
+    suppression (zombie, paused, partial, cooldown...) still holds: it would have replaced this
+    one (safety suppressions override ``dedupe.key``)."""
+    return (
+        candidate.kind is CandidateKind.STATUS_COMMENT
+        and candidate.suppressed is Suppression.DUPLICATE
+        and candidate.suppressed_rule_id == "dedupe.key"
+    )
 
 
 def effective_mode(config: Config, repository: Repository) -> str:
@@ -182,6 +195,7 @@ class Engine:
                     outcome_reason=reason,
                     details=candidate_details(candidate, snapshot.head_sha),
                     boundary_id=boundary_id,
+                    repeatable=candidate.kind is CandidateKind.STATUS_COMMENT,
                 )
             )
         synced = await ledger_candidates.sync_candidates(self.db, key, proposals, now)
@@ -224,7 +238,7 @@ class Engine:
     def _outcome(
         candidate: Candidate, acting: bool, boundaries: dict[str, Any]
     ) -> tuple[str, str | None, int | None]:
-        if candidate.suppressed is not None:
+        if candidate.suppressed is not None and not sticky_text_came_back(candidate):
             return (
                 f"suppressed_{candidate.suppressed.value}",
                 f"{candidate.suppressed_rule_id}: {candidate.suppressed_reason}",

@@ -56,6 +56,7 @@ class Proposal:
     outcome_reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     boundary_id: int | None = None
+    repeatable: bool = False  # may be performed again after it was posted (the sticky edit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,7 +116,7 @@ async def sync_candidates(
         for proposal in proposals:
             current = latest.get(proposal.key)
             if proposal.outcome == PENDING:
-                if current is not None and current[1] in DONE_OUTCOMES:
+                if current is not None and current[1] in DONE_OUTCOMES and not proposal.repeatable:
                     continue  # performed already (the policies call it a duplicate next time)
                 if current is not None and current[1] in (PENDING, FAILED):
                     attempts = failures.get(current[0], 0)

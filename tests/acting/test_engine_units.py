@@ -111,3 +111,18 @@ def test_pacer_spaces_writes_and_caps_content_creation() -> None:
         assert time.slept == [60.0]  # the 81st waits for the first to leave the window
 
     asyncio.run(run())
+
+
+async def test_sticky_comment_follows_state_back_and_forth(db: Ledger) -> None:
+    """red -> green -> red -> green at the same head: the status text repeats, and the sticky
+    comment must still show the current state each time (never a stale 'failing')."""
+    red, green = failing(make_snapshot(), "test"), make_snapshot()
+    await setup(db, red)
+    actions = MemoryActions()
+    engine = engine_with(db, actions)
+    for snapshot in (red, green, red, green):
+        await observe(db, snapshot)
+        await engine.evaluate_pull(REPO, 1, NOW)
+        [body] = actions.comments.values()
+        assert ("checks fail" in body) is (snapshot is red), body
+    assert actions.calls == ["create_comment", "edit_comment", "edit_comment", "edit_comment"]
