@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from policies.config import TriggerKind
 from policies.oracle import AgentClaim, ClaimedOutcome, JobStart, Verdict, verify
@@ -212,3 +214,28 @@ def test_review_oracle(snapshot: PullRequestSnapshot, claim: AgentClaim, expecte
 def test_failure_signature_names_what_still_fails() -> None:
     result = verify(CI_START, DONE, failing(GREEN_AT_FIX, "test", "lint"), make_config())
     assert result.failure_signature == "failing_ci: lint,test"
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    spent_share=st.floats(min_value=0, max_value=0.999),
+    outcomes=st.lists(st.sampled_from(list(CheckOutcome)), min_size=1, max_size=3),
+    pushed=st.booleans(),
+)
+def test_spending_to_just_under_the_budget_and_claiming_done_changes_nothing(
+    spent_share: float, outcomes: list[CheckOutcome], pushed: bool
+) -> None:
+    # Anti-gaming: the verdict follows GitHub; the claim and the spend never make it "done".
+    checks = tuple(
+        make_check(name, o) for name, o in zip(("test", "lint", "docs"), outcomes, strict=False)
+    )
+    snapshot = make_snapshot(head_sha=FIX if pushed else HEAD_SHA, checks=checks)
+    claim = AgentClaim(
+        ClaimedOutcome.DONE,
+        (FIX,),
+        tokens_used=int(spent_share * CI_START.budget_tokens),
+        dollars_spent=spent_share * CI_START.budget_dollars,
+    )
+    verdict = verify(CI_START, claim, snapshot, make_config()).verdict
+    github_says_done = pushed and all(o is CheckOutcome.SUCCESS for o in outcomes)
+    assert (verdict is Verdict.VERIFIED_DONE) == github_says_done
