@@ -8,6 +8,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sim.limits import Accounting, FaultRule, LimitConfig, RateLimits
 from sim.objects import Renderer
@@ -51,6 +52,8 @@ class Simulator:
         self.answer_cache: dict[
             tuple[str, int, int], tuple[bytes, datetime | None, str | None]
         ] = {}
+        # GraphQL results about one repository, by (document, variables, repository version).
+        self.graphql_cache: dict[tuple[str, str, int, int], dict[str, Any]] = {}
 
     @property
     def clock(self) -> SimClock:
@@ -60,6 +63,7 @@ class Simulator:
         self.base_url = url.rstrip("/")
         self.render = Renderer(self.state, self.base_url)
         self.answer_cache.clear()
+        self.graphql_cache.clear()
 
     # ------------------------------------------------------------------ apps and tokens
     def add_app(

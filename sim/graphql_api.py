@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -528,13 +529,9 @@ class Prepared:
 def prepare(query: str, variables: dict[str, Any] | None, operation_name: str | None) -> Prepared:
     schema = github_schema()
     variables = variables or {}
-    try:
-        document = parse(query)
-    except GraphQLError as error:
-        return Prepared(None, None, variables, CostReport(), [_error(error)])
-    problems = validate(schema, document)
-    if problems:
-        return Prepared(document, None, variables, CostReport(), [_error(p) for p in problems])
+    document, problems = parsed(query)
+    if document is None or problems:
+        return Prepared(document, None, variables, CostReport(), problems)
     operation = get_operation_ast(document, operation_name)
     if operation is None:
         return Prepared(
@@ -546,6 +543,16 @@ def prepare(query: str, variables: dict[str, Any] | None, operation_name: str | 
         )
     report = analyse_cost(schema, document, operation, variables)
     return Prepared(document, operation, variables, report, list(report.errors))
+
+
+@functools.lru_cache(maxsize=256)
+def parsed(query: str) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
+    """Parse and validate once per document text (pollers send the same few documents)."""
+    try:
+        document = parse(query)
+    except GraphQLError as error:
+        return None, [_error(error)]
+    return document, [_error(problem) for problem in validate(github_schema(), document)]
 
 
 def _error(error: GraphQLError, kind: str = "") -> dict[str, Any]:
@@ -613,3 +620,33 @@ def iso_epoch(epoch: int) -> str:
     from datetime import UTC, datetime
 
     return iso(datetime.fromtimestamp(epoch, UTC))
+
+
+def cache_key(
+    state: SimState, query: str, prepared: Prepared, visible: set[int] | None
+) -> tuple[str, str, int, int] | None:
+    """A key for documents that read one repository named by ``$owner``/``$name`` (prsteward's
+    sweeps): every change to a repository bumps its version, so a cached result is current.
+    None for anything else (never cached)."""
+    owner, name = prepared.variables.get("owner"), prepared.variables.get("name")
+    if not isinstance(owner, str) or not isinstance(name, str):
+        return None
+    if prepared.operation is None or prepared.operation.operation.value != "query":
+        return None
+    repo = state.repo(owner, name)
+    if repo is None or (visible is not None and repo.id not in visible):
+        return None
+    variables = json.dumps(prepared.variables, sort_keys=True)
+    return (query, variables, repo.id, state.repo_versions.get(repo.id, 0))
+
+
+def with_rate_limit(cached: dict[str, Any], rate_limit: dict[str, Any]) -> dict[str, Any]:
+    """A cached result with this request's ``rateLimit`` answer."""
+    data = cached.get("data")
+    if not isinstance(data, dict):
+        return cached
+    fresh = dict(data)
+    for key, value in data.items():
+        if isinstance(value, dict) and "cost" in value and set(value) <= set(rate_limit):
+            fresh[key] = {field: rate_limit[field] for field in value}
+    return {**cached, "data": fresh}

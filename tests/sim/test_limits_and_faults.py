@@ -332,3 +332,30 @@ async def test_repeated_reads_follow_every_change(sim_factory: Factory) -> None:
             p["number"] for p in (await gh.get("/repos/acme/widgets/pulls?per_page=100")).json()
         ]
         assert 20 not in open_numbers
+
+
+async def test_repeated_graphql_sweeps_follow_changes_and_charge_each_time(
+    sim_factory: Factory,
+) -> None:
+    server = await sim_factory(SMALL_SCENARIO)
+    variables = {"owner": "acme", "name": "widgets"}
+    async with installation_client(server) as gh:
+
+        async def sweep() -> dict[str, Any]:
+            answer = await gh.post(
+                "/graphql", json={"query": OPEN_PULL_REQUESTS, "variables": variables}
+            )
+            return dict(answer.json()["data"])
+
+        first, second = await sweep(), await sweep()
+        assert first["repository"] == second["repository"]
+        assert (first["rateLimit"]["remaining"], second["rateLimit"]["remaining"]) == (4987, 4974)
+        await server.control.event(
+            "review", repo="acme/widgets", pr=10, user="alice", state="APPROVED"
+        )
+        third = await sweep()
+    decisions = {
+        n["number"]: n["reviewDecision"] for n in third["repository"]["pullRequests"]["nodes"]
+    }
+    assert decisions[10] == "APPROVED"
+    assert (await server.control.accounting())["graphql_points"]["installation:1"] == 39
