@@ -43,7 +43,12 @@ TARGET_SIM_RSS_MB = 500
 
 
 async def reconcile_in_worker(
-    sim: SimProcess, workdir: Path, tag: str, dump: Path | None, cpus: set[int] | None
+    sim: SimProcess,
+    workdir: Path,
+    tag: str,
+    dump: Path | None,
+    cpus: set[int] | None,
+    profile: bool = False,
 ) -> dict[str, Any]:
     database = workdir / f"ledger-{tag}.db"
     for stale in workdir.glob(f"ledger-{tag}.db*"):
@@ -62,6 +67,8 @@ async def reconcile_in_worker(
     ]
     if dump is not None:
         args += ["--dump-snapshots", str(dump)]
+    if profile:
+        args += ["--profile", str(workdir / f"reconcile-{tag}.prof")]
     child = await start_child(
         args, cpus=cpus, timeout=3600, stderr_path=workdir / f"reconcile-{tag}.stderr.log"
     )
@@ -112,6 +119,16 @@ async def run(workdir: Path, *, small: bool) -> Result:
             say(f"api_cost: naive baseline on {prs} PRs")
             naive = await naive_in_sim(sim)
             sim_usage = sim.child.usage()
+            profiled: dict[str, Any] | None = None
+            if (prs, repos) == sizes[0]:
+                say(f"api_cost: where the reconciler's CPU goes (cProfile, {prs} PRs)")
+                try:
+                    again = await reconcile_in_worker(
+                        sim, workdir, f"{tag}-profile", None, worker_cpus, profile=True
+                    )
+                    profiled = dict(again.get("profile") or {})
+                except Exception as error:  # noqa: BLE001 - a diagnostic: note and go on
+                    profiled = {"error": repr(error)}
         floor = math.ceil(sim.pulls / 100)
         phases = worker["phases"]
         full = phases["full"]["sim"]
@@ -129,6 +146,7 @@ async def run(workdir: Path, *, small: bool) -> Result:
             "sim_process_after_run": sim_usage,
             "prsteward": worker,
             "naive": naive,
+            "reconcile_profile_seconds": profiled,
         }
         per_1000 = 1000 / sim.pulls
         charged = full["charged"]
@@ -175,6 +193,20 @@ async def run(workdir: Path, *, small: bool) -> Result:
                 ok=ok,
                 note=f"{quiet['conditional_hits']} of {quiet['requests']} answered 304 (free), "
                 f"{quiet['charged']} charged",
+            )
+        if profiled and "error" not in profiled:
+            total = profiled.get("total profiled CPU") or 0.0
+            parts = sorted(
+                ((k, v) for k, v in profiled.items() if k != "total profiled CPU"),
+                key=lambda kv: -kv[1],
+            )
+            result.row(
+                f"where reconcile CPU goes, {label} (cProfile, all phases; overlapping)",
+                rounded(total, 1),
+                unit="s",
+                note="; ".join(
+                    f"{k}: {rounded(100 * v / total if total else 0, 0)}%" for k, v in parts
+                ),
             )
         if (prs, repos) == sizes[-1]:
             for name, what in (("full", "steady full sweep"), ("first", "first sweep (all new)")):

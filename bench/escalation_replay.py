@@ -273,6 +273,7 @@ async def replay(workdir: Path, *, days: int, step_hours: int) -> dict[str, Any]
             _agent, token = await agent_store.add_agent(db, "replay-agent", clock())
             await reconciler.discover()
             rotation = 0
+            evaluations = 0
             for step in range(steps):
                 day, hour = divmod(step * step_hours, 24)
                 due = [e for h in range(hour, hour + step_hours) for e in plan.get((day, h), [])]
@@ -282,7 +283,9 @@ async def replay(workdir: Path, *, days: int, step_hours: int) -> dict[str, Any]
                 await sim.control.drain_webhooks()
                 await _inbox_idle(db)
                 results = await reconciler.run_cycle(full=step == 0)
-                for evaluation in await engine.after_reconcile(results):
+                evaluated = await engine.after_reconcile(results)
+                evaluations += len(evaluated)
+                for evaluation in evaluated:
                     for trigger in evaluation.decision.triggers:
                         triggers_seen[evaluation.number].add(
                             f"{trigger.kind.value}:{trigger.fingerprint}"
@@ -302,7 +305,10 @@ async def replay(workdir: Path, *, days: int, step_hours: int) -> dict[str, Any]
                 await escalations.tick()
                 if step % max(1, steps // 7) == 0:
                     say(f"escalation: step {step + 1}/{steps} (day {day}, {hour:02d}:00)")
+            if evaluations == 0:
+                raise RuntimeError("the engine evaluated nothing (see its log): no loop to count")
             figures = await count(db, sim, triggers_seen, agent_results, config_for(SHORT))
+            figures["evaluations"] = evaluations
             figures["steps"] = steps
             figures["days"] = days
             figures["step_hours"] = step_hours
@@ -330,6 +336,7 @@ async def count(
     by_kind: dict[str, Counter[str]] = defaultdict(Counter)
     pull_ids: dict[int, int] = {}
     notable: list[str] = []
+    escalate_keys: dict[str, set[str]] = defaultdict(set)
     for number in range(1, 10):
         row = await pulls.get_pull(db, SHORT, number)
         if row is None or row.id is None:
@@ -338,6 +345,8 @@ async def count(
         for candidate in await ledger_candidates.list_candidates(db, row.id):
             outcomes[candidate.outcome] += 1
             by_kind[candidate.kind][candidate.outcome] += 1
+            if candidate.kind == "escalate":
+                escalate_keys[candidate.dedupe_key].add(candidate.outcome)
             if candidate.outcome not in {"posted", "escalated"}:
                 notable.append(
                     f"#{number} {candidate.kind} {candidate.outcome}: "
@@ -361,6 +370,10 @@ async def count(
     exactly_one = all(
         v["first_attempts"] == 1 and v["max_attempt"] <= max_attempts for v in per_key.values()
     )
+    over = sum(
+        1 for v in per_key.values() if v["first_attempts"] > 1 or v["max_attempt"] > max_attempts
+    )
+    never = sorted(k for k, outcomes in escalate_keys.items() if "escalated" not in outcomes)
     # duplicate comments: the App's comments on each PR, by idempotency key and sticky marker
     state = sim.sim.state
     repo = state.repo("acme", "replay")
@@ -421,6 +434,9 @@ async def count(
         "distinct_pr_fingerprints": len(groups),
         "per_pr_fingerprint": per_key,
         "exactly_one_per_fingerprint": exactly_one,
+        "keys_over_cap": over,
+        "escalate_candidate_keys": len(escalate_keys),
+        "escalate_keys_never_escalated": never,
         "max_attempts_per_trigger": max_attempts,
         "app_comments": app_comments,
         "duplicate_comments": duplicates,
@@ -470,15 +486,19 @@ async def run(workdir: Path, *, small: bool) -> Result:
         )
         or "none",
     )
+    never = figures["escalate_keys_never_escalated"]
     result.row(
         "escalations per distinct (PR, trigger fingerprint)",
-        f"{figures['jobs']} jobs / {figures['distinct_pr_fingerprints']} keys",
+        f"{figures['distinct_pr_fingerprints']} keys escalated exactly once "
+        f"({figures['jobs']} jobs incl. re-queued attempts); {figures['keys_over_cap']} more than once",
         target=f"exactly 1 (attempts <= {figures['max_attempts_per_trigger']})",
         ok=figures["exactly_one_per_fingerprint"] and figures["distinct_pr_fingerprints"] > 0,
         note="; ".join(
             f"{k}: {v['trigger_kind']} x{v['first_attempts']} first, attempts {v['max_attempt']}"
             for k, v in figures["per_pr_fingerprint"].items()
-        ),
+        )
+        + f". {len(never)} of {figures['escalate_candidate_keys']} escalation keys never escalated "
+        "(stop-loss / circuit breaker: see not_performed in the JSON)",
     )
     result.row(
         "duplicate comments",

@@ -57,6 +57,44 @@ def accounting_summary(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+# Where the reconciler's CPU goes: cumulative seconds under these functions (cProfile; they
+# overlap where one calls another, and the profiler's own overhead inflates every figure).
+PROFILE_PARTS = {
+    "GitHub requests (bot/github.py request, incl. githubkit + httpx)": (
+        "bot/github.py",
+        "request",
+    ),
+    "githubkit making an HTTP client (per request)": ("githubkit/core.py", "_create_async_client"),
+    "ssl.create_default_context": ("ssl.py", "create_default_context"),
+    "normalise GraphQL -> snapshot (policies/normalize.py from_graphql)": (
+        "policies/normalize.py",
+        "from_graphql",
+    ),
+    "snapshot_to_json": ("policies/snapshot.py", "snapshot_to_json"),
+    "snapshot fingerprint": ("policies/snapshot.py", "fingerprint"),
+    "ledger write per snapshot (ledger/pulls.py record_snapshot)": (
+        "ledger/pulls.py",
+        "record_snapshot",
+    ),
+}
+
+
+def profile_summary(path: Path) -> dict[str, float]:
+    import pstats
+
+    stats = pstats.Stats(str(path))
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    summary: dict[str, float] = {}
+    total = 0.0
+    for (filename, _line, function), (_cc, _nc, own, cumulative, _callers) in table.items():
+        total += own
+        for label, (suffix, name) in PROFILE_PARTS.items():
+            if function == name and filename.endswith(suffix):
+                summary[label] = summary.get(label, 0.0) + cumulative
+    summary["total profiled CPU"] = total
+    return summary
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sim", required=True)
@@ -116,6 +154,7 @@ async def main() -> None:
             out["snapshots_dumped"] = count
         if profiler is not None:
             profiler.dump_stats(str(args.profile))
+            out["profile"] = profile_summary(args.profile)
     finally:
         await control.aclose()
         await db.close()
