@@ -290,6 +290,49 @@ def report_command(
     print_report(report, fmt)  # type: ignore[arg-type]
 
 
+@app.command("demo")
+def demo_command(
+    serve: Annotated[
+        bool, typer.Option("--serve/--no-serve", help="Keep serving the dashboard until Ctrl-C.")
+    ] = True,
+    fast: Annotated[
+        bool, typer.Option("--fast", help="A smaller organisation and fewer steps.")
+    ] = False,
+    folder: Annotated[
+        Path, typer.Option(help="Where the demo's SQLite ledger goes (replaced each run).")
+    ] = Path("prsteward-demo"),
+    host: Annotated[str, typer.Option(help="Address the demo's dashboard binds to.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port of the dashboard (0: any free port).")] = 8080,
+    repos: Annotated[int | None, typer.Option(help="Repositories to generate.")] = None,
+    prs: Annotated[int | None, typer.Option(help="Pull requests to generate.")] = None,
+    days: Annotated[int | None, typer.Option(help="Simulated days to run through.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the generated organisation.")] = 1,
+) -> None:
+    """Run prsteward against a local simulated GitHub (no account needed): prints the report and
+    serves the dashboard."""
+    from bot.dashboard import is_loopback
+    from bot.demo import DemoOptions
+    from bot.demo import main as run_demo
+    from bot.settings import fail
+
+    if not is_loopback(host):
+        fail("prsteward: the demo serves its dashboard without a token, so only on loopback")
+    chosen = {
+        key: value
+        for key, value in {"repos": repos, "prs": prs, "days": days}.items()
+        if value is not None
+    }
+    common = {"folder": folder, "host": host, "port": port, "seed": seed, "serve": serve}
+    options = DemoOptions.fast(**common, **chosen) if fast else DemoOptions(**common, **chosen)  # type: ignore[arg-type]
+    _configure_logging("WARNING")
+    try:
+        run_demo(options)
+    except KeyboardInterrupt:
+        pass
+    except OSError as error:
+        fail(f"prsteward: demo: {error}")
+
+
 # --- escalations (issue 6): agents, jobs ------------------------------------------------------
 
 agents_app = typer.Typer(help="Agents allowed to lease escalation jobs.", no_args_is_help=True)
