@@ -92,7 +92,10 @@ def _ci_cleared(start: JobStart, snapshot: PullRequestSnapshot) -> tuple[_Cleare
     if failing:
         return _Cleared.NO, "failing_ci: " + ",".join(failing)
     watched = start.failing_checks or tuple(by_name)
-    pending = [n for n in watched if by_name.get(n) in {CheckOutcome.PENDING, None}]
+    # Any check still running may yet be a new failure: wait for all of them.
+    pending = [n for n in watched if by_name.get(n) is None] + [
+        n for n, o in by_name.items() if o is CheckOutcome.PENDING
+    ]
     if pending:
         return _Cleared.PENDING, "checks not finished: " + ",".join(sorted(pending))
     not_green = [n for n in watched if by_name.get(n) is not CheckOutcome.SUCCESS]

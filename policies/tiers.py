@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from policies.config import Config, GentleStep, TriggerKind
-from policies.history import PullRequestHistory
+from policies.history import NoticeRecord, PullRequestHistory
 from policies.snapshot import CheckOutcome, PullRequestSnapshot, PullRequestState
 from policies.triggers import (
     Trigger,
@@ -160,8 +160,10 @@ def whose_turn(
     by_kind = {t.kind: t for t in triggers}
     author_at = author_last_action(snapshot)
 
-    def authors_turn(rule_id: str, reason: str, at: datetime | None) -> TurnEvent:
-        start = at if at is not None and at > author_at else author_at
+    def authors_turn(
+        rule_id: str, reason: str, at: datetime | None, starts_clock: bool = True
+    ) -> TurnEvent:
+        start = at if starts_clock and at is not None and at > author_at else author_at
         return TurnEvent(Turn.AUTHOR, rule_id, reason, at, start)
 
     if config.labels.waiting_on_author in snapshot.labels:
@@ -171,7 +173,9 @@ def whose_turn(
     for kind in (TriggerKind.CONFLICT, TriggerKind.FAILING_CI, TriggerKind.FLAKY_CI):
         if kind in by_kind:
             trigger = by_kind[kind]
-            return authors_turn(f"turn.{kind.value}", trigger.reason, trigger.at)
+            # A check re-run (by a bot, on the same head) must not restart the author's clock:
+            # for CI and conflicts the clock is the author's own last action.
+            return authors_turn(f"turn.{kind.value}", trigger.reason, trigger.at, False)
     if TriggerKind.CHANGES_REQUESTED in by_kind:
         trigger = by_kind[TriggerKind.CHANGES_REQUESTED]
         return authors_turn("turn.changes-requested", trigger.reason, trigger.at)
@@ -232,6 +236,24 @@ def is_zombie(snapshot: PullRequestSnapshot, config: Config, now: datetime) -> b
     return days_between(last_human_activity(snapshot, config), now) >= config.days_before_zombie
 
 
+def current_close_notice(
+    snapshot: PullRequestSnapshot,
+    history: PullRequestHistory,
+    config: Config,
+    silence_start: datetime,
+) -> NoticeRecord | None:
+    """The close notice of the current stale episode: posted during this silence, or still
+    marked by the stale label (an author reply that leaves the turn with the author delays the
+    close, it does not forget the notice). Once the stale label is gone (the turn passed to the
+    maintainers, or a person removed it) an older notice no longer counts."""
+    notice = history.last_notice("close_notice")
+    if notice is None:
+        return None
+    if notice.at >= silence_start or config.stale_pr_label in snapshot.labels:
+        return notice
+    return None
+
+
 def is_closing_by_silence(
     snapshot: PullRequestSnapshot,
     history: PullRequestHistory,
@@ -246,10 +268,10 @@ def is_closing_by_silence(
         return False
     if intent_to_merge(snapshot, config, maintainers) is not None:
         return False
-    if history.last_notice("close_notice") is not None:
+    start = author_silence_start(snapshot, turn)
+    if current_close_notice(snapshot, history, config, start) is not None:
         return True
-    silent = days_between(author_silence_start(snapshot, turn), now)
-    return silent >= config.days_before_pr_stale
+    return days_between(start, now) >= config.days_before_pr_stale
 
 
 def classify(

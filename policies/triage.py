@@ -27,6 +27,7 @@ from policies.tiers import (
     TurnEvent,
     author_silence_start,
     classify,
+    current_close_notice,
     days_between,
     intent_to_merge,
     not_planned_issue,
@@ -374,11 +375,19 @@ def _step_threshold(step: GentleStep, config: Config) -> float:
 
 
 def _step_done(
-    step: GentleStep, snapshot: PullRequestSnapshot, history: PullRequestHistory
+    step: GentleStep,
+    snapshot: PullRequestSnapshot,
+    history: PullRequestHistory,
+    config: Config,
+    start: datetime,
 ) -> datetime | None:
-    """When the step was taken (None: not yet). A PR already in draft has had its draft step."""
+    """When the step was taken (None: not yet). A PR already in draft has had its draft step;
+    the stale step counts only for the current stale episode (``current_close_notice``)."""
     if step is GentleStep.DRAFT and snapshot.is_draft:
         return snapshot.created_at
+    if step is GentleStep.STALE:
+        current = current_close_notice(snapshot, history, config, start)
+        return current.at if current is not None else None
     kind = _STEP_KIND.get(step)
     notice = history.last_notice(kind.value) if kind is not None else None
     return notice.at if notice is not None else None
@@ -410,15 +419,15 @@ def gentle_step_candidates(
     previous_at: datetime | None = None
     previous_threshold = 0.0
     for step in config.gentle_steps:
-        done_at = _step_done(step, snapshot, history)
+        done_at = _step_done(step, snapshot, history, config, start)
         threshold = _step_threshold(step, config)
         if step is not GentleStep.CLOSE and done_at is not None:
             previous_at, previous_threshold = done_at, threshold
             continue
         if step is GentleStep.CLOSE:
-            notice = history.last_notice(CandidateKind.CLOSE_NOTICE.value)
+            notice = current_close_notice(snapshot, history, config, start)
             if notice is None:
-                return []  # never close without the notice first
+                return []  # never close without this episode's notice first
             due = max(notice.at, start) + timedelta(days=config.days_before_pr_close)
             if now < due:
                 return []
@@ -439,7 +448,7 @@ def gentle_step_candidates(
         gap = threshold - previous_threshold
         if silent < threshold or (previous_at is not None and days_between(previous_at, now) < gap):
             return []
-        return _step_candidates(step, snapshot, config, silent, intent)
+        return _step_candidates(step, snapshot, config, silent, intent, start)
     return []
 
 
@@ -461,9 +470,12 @@ def _step_candidates(
     config: Config,
     silent: float,
     intent: str | None,
+    start: datetime,
 ) -> list[Candidate]:
     kind = _STEP_KIND[step]
-    key = candidate_key(snapshot, kind, "once")
+    # Remind and draft happen once per PR; the stale step once per stale episode.
+    episode = digest("episode", start.isoformat())
+    key = candidate_key(snapshot, kind, episode if step is GentleStep.STALE else "once")
     waited = f"waiting on the author for {silent:.0f} days"
     if step is GentleStep.REMIND:
         body = (
@@ -489,7 +501,7 @@ def _step_candidates(
     notice = Candidate(kind, key, "step.stale", waited, body=body)
     label = Candidate(
         CandidateKind.ADD_LABEL,
-        candidate_key(snapshot, CandidateKind.ADD_LABEL, f"{config.stale_pr_label}:once"),
+        candidate_key(snapshot, CandidateKind.ADD_LABEL, f"{config.stale_pr_label}:{episode}"),
         "step.stale",
         waited,
         label=config.stale_pr_label,

@@ -78,6 +78,14 @@ def verdict_of(
             (Verdict.PENDING, "oracle.pending", ()),
         ),
         (
+            DONE,
+            replace(
+                GREEN_AT_FIX,
+                checks=(make_check("test"), make_check("lint", CheckOutcome.PENDING)),
+            ),
+            (Verdict.PENDING, "oracle.pending", ()),
+        ),
+        (
             AgentClaim(ClaimedOutcome.DONE, ()),
             failing(make_snapshot(), "test"),
             (Verdict.VERIFY_FAILED, "oracle.not-done", ("done-claim-with-budget-left",)),
@@ -122,6 +130,7 @@ def verdict_of(
         "budget spent, still red -> budget exhausted",
         "checks still running -> pending",
         "fingerprinted check missing at the new head -> pending",
+        "fixed check green, another still running -> pending (may be a new failure)",
         "claims done, pushed nothing -> verify failed",
         "someone else pushed -> superseded",
         "green at the starting SHA without a push -> superseded (cleared by itself)",
@@ -237,5 +246,11 @@ def test_spending_to_just_under_the_budget_and_claiming_done_changes_nothing(
         dollars_spent=spent_share * CI_START.budget_dollars,
     )
     verdict = verify(CI_START, claim, snapshot, make_config()).verdict
-    github_says_done = pushed and all(o is CheckOutcome.SUCCESS for o in outcomes)
+    # Done: pushed, the fingerprinted check ("test") green, every other check finished and
+    # not failing.
+    github_says_done = (
+        pushed
+        and outcomes[0] is CheckOutcome.SUCCESS
+        and all(o in {CheckOutcome.SUCCESS, CheckOutcome.NEUTRAL} for o in outcomes[1:])
+    )
     assert (verdict is Verdict.VERIFIED_DONE) == github_says_done

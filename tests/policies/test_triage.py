@@ -506,6 +506,7 @@ def test_author_reply_after_notice_restarts_the_close_timer() -> None:
     )
     # The author replied at day 70, then the maintainer asked again at day 71: author's turn.
     snapshot = make_snapshot(
+        labels=("lifecycle/stale",),  # put on with the notice; the episode goes on
         reviews=(make_review(submitted_at=at(1)),),
         comments=(
             make_comment(AUTHOR, created_at=at(70), body="on it"),
@@ -516,6 +517,19 @@ def test_author_reply_after_notice_restarts_the_close_timer() -> None:
     history = make_history(notices=notices)
     assert steps_on(snapshot, at(80), history, config) == []  # 9 days after the restart
     assert steps_on(snapshot, at(86), history, config) == [("close", None)]
+
+
+def test_an_old_notice_whose_stale_label_is_gone_never_closes_a_new_episode() -> None:
+    # Day 61 notice; the turn then went to the maintainers (prsteward removed its label); on day
+    # 100 a maintainer requested changes again. The new silence needs its own notice first.
+    history = make_history(
+        notices=(NoticeRecord("remind_author", at(15)), NoticeRecord("close_notice", at(61)))
+    )
+    snapshot = make_snapshot(reviews=(make_review(submitted_at=at(100)),))
+    config = make_config(risk={"allow-close": True})
+    assert steps_on(snapshot, at(130), history, config) == []  # no close on the old notice
+    renewed = steps_on(snapshot, at(161), history, config)
+    assert renewed == [("add_label", None), ("close_notice", None)]
 
 
 def test_close_needs_opt_in() -> None:
