@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import shutil
 import subprocess
 import time
@@ -160,6 +161,9 @@ end
 
 
 def wrk_available() -> bool:
+    """Debian's wrk is on PATH (``PRSTEWARD_BENCH_NO_WRK=1`` forces the aiohttp generator)."""
+    if os.environ.get("PRSTEWARD_BENCH_NO_WRK", "") not in ("", "0"):
+        return False
     return shutil.which("wrk") is not None
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from bench.common import (
     start_child,
     usable_cpus,
 )
+from bench.loadgen import wrk_available
 from bench.naive import app_jwt, installation_tokens
 from sim.control import SimControl
 
@@ -101,7 +101,7 @@ async def drive(
     url: str, token: str, paths_file: Path, seconds: float, cpus: set[int] | None, workdir: Path
 ) -> dict[str, Any]:
     pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
-    if shutil.which("wrk"):
+    if wrk_available():
         script = workdir / "get.lua"
         script.write_text(WRK_GET_SCRIPT)
         command = [*pin, "wrk", "-t", "1", "-c", "16", "-d", f"{max(1, round(seconds))}s"]
@@ -172,7 +172,7 @@ async def run(workdir: Path, *, small: bool) -> Result:
         target=f">= {TARGET_RPS}/s",
         ok=at_least(rate, TARGET_RPS),
         note=f"{data['non2xx']} non-2xx; sim used {rounded(cpu / duration if duration else None)} "
-        f"of its core ({rounded(good / cpu if cpu else None, 0)} requests per sim CPU-second); p50 {rounded((data.get('p50_us') or 0) / 1000)} ms, 16 connections, "
+        f"of its core ({rounded(good / cpu if cpu else None, 0)} requests per sim CPU-second); p50 {rounded(data['p50_us'] / 1000 if data.get('p50_us') else None)} ms, 16 connections, "
         f"{data['tool']}",
     )
     await fold_in_sim_bench(result, workdir, small=small)
