@@ -26,8 +26,16 @@ from ledger.db import Ledger
 from ledger.models import Agent, EscalationJob, JobState, ObservationSource, SpendKind
 from policies.brief import build_brief, next_attempt_brief
 from policies.config import Config, TriggerKind
-from policies.oracle import AgentClaim, ClaimedOutcome, JobStart, OracleVerdict, Verdict, verify
-from policies.snapshot import PullRequestSnapshot, snapshot_to_json
+from policies.oracle import (
+    AgentClaim,
+    ClaimedOutcome,
+    JobStart,
+    OracleVerdict,
+    Verdict,
+    trigger_cleared,
+    verify,
+)
+from policies.snapshot import PullRequestSnapshot, snapshot_from_json, snapshot_to_json
 from policies.triage import Candidate, CandidateKind, Decision
 
 log = logging.getLogger("prsteward.escalation")
@@ -326,6 +334,7 @@ class Escalations:
     async def lease(self, agent: Agent, delivery: str = "pull") -> dict[str, Any] | None:
         """Lease the oldest queued job to ``agent``; the job document, or None."""
         await self.expire_leases()
+        await self.supersede_stale_queued()
         leased = await job_store.lease_next(
             self.db, int(agent.id or 0), agent.name, self.lease_ttl, self.clock(), delivery
         )
@@ -705,9 +714,61 @@ class Escalations:
         requeued = await self._maybe_requeue(job, tuple(job.flags or ()), None, why)
         return Outcome(job_id, JobState.LEASE_EXPIRED.value, why, (), requeued)
 
+    async def supersede_stale_queued(self) -> list[Outcome]:
+        """QUEUED jobs the ledger's latest snapshot already answers: the PR was closed, someone
+        pushed, or the trigger cleared by itself -> SUPERSEDED, reservation released. No agent
+        is launched for them."""
+        out: list[Outcome] = []
+        queued = await job_store.list_jobs(self.db, states=frozenset({JobState.QUEUED}))
+        for row in queued:
+            stored = await pulls.get_pull(self.db, row.repository, row.number)
+            if stored is None or stored.snapshot is None:
+                continue
+            snapshot = snapshot_from_json(stored.snapshot)
+            job = row.job
+            reason: str | None = None
+            if snapshot.state.value != "OPEN":
+                reason = f"the PR is {snapshot.state.value.lower()}"
+            elif job.start_head_sha and snapshot.head_sha != job.start_head_sha:
+                reason = f"someone pushed {snapshot.head_sha[:7]} before an agent started"
+            else:
+                start = job_start(job, job.budget_tokens or 0, job.budget_dollars or 0.0)
+                claim = AgentClaim(ClaimedOutcome.FAILED)
+                config = (
+                    self.config_for(row.repository)
+                    if self.config_for is not None
+                    else await stored_config(self.db, row.repository)
+                )
+                cleared, detail = trigger_cleared(start, claim, snapshot, config)
+                if cleared.value == "yes" and start.trigger_kind in {
+                    TriggerKind.FAILING_CI,
+                    TriggerKind.FLAKY_CI,
+                    TriggerKind.CONFLICT,
+                    TriggerKind.STALE_METADATA,
+                }:
+                    reason = f"the trigger cleared by itself: {detail}"
+            if reason is None:
+                continue
+            now = self.clock()
+            async with self.db.transaction() as session:
+                if await job_store.transition(
+                    session,
+                    int(job.id or 0),
+                    JobState.SUPERSEDED,
+                    "escalation.superseded",
+                    reason,
+                    now,
+                    expect=JobState.QUEUED,
+                ):
+                    await spend_ledger.release_outstanding(session, job, now, "superseded")
+                    out.append(Outcome(int(job.id or 0), JobState.SUPERSEDED.value, reason))
+        return out
+
     async def tick(self) -> dict[str, int]:
-        """One housekeeping pass: expire leases, verify jobs waiting on GitHub."""
+        """One housekeeping pass: expire leases, supersede queued jobs GitHub already
+        answered, verify jobs waiting on GitHub."""
         expired = await self.expire_leases()
+        await self.supersede_stale_queued()
         verified = 0
         for row in await job_store.list_jobs(
             self.db, states=frozenset({JobState.CLAIMED_DONE}), limit=50

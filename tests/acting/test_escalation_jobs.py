@@ -281,3 +281,51 @@ async def test_a_grant_requeues_an_exhausted_job_exactly_once(db: Ledger) -> Non
     assert retry.brief["budget"] == {"tokens": 50_000, "dollars": 1.5}
     assert (await spend_ledger.job_spend(db, job_id)).granted_dollars == pytest.approx(1.5)
     assert (await spend_ledger.job_spend(db, retry.id)).reserved_dollars == pytest.approx(1.5)  # type: ignore[arg-type]
+
+
+async def store(db: Ledger, snapshot: Any) -> None:
+    from ledger import pulls
+    from ledger.models import ObservationSource
+    from policies.snapshot import snapshot_to_json
+
+    await pulls.record_snapshot(
+        db,
+        snapshot.repository,
+        snapshot.number,
+        snapshot_to_json(snapshot),
+        snapshot.fingerprint(),
+        ObservationSource.POLL,
+        NOW,
+    )
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["checks green again (re-run passed)", "someone pushed", "PR closed"],
+)
+async def test_queued_job_that_github_already_answered_is_superseded_before_launch(
+    db: Ledger, change: str
+) -> None:
+    from policies.snapshot import PullRequestState
+
+    decision, candidate, snapshot, config = escalation()
+    job_id = await open_job(db, decision, candidate, snapshot, NOW, config=config)
+    await store(db, snapshot)
+    service = Escalations(db, clock=lambda: NOW)
+    assert await service.supersede_stale_queued() == []  # still failing: stays queued
+    if change.startswith("checks"):
+        now_seen = replace(
+            snapshot,
+            checks=tuple(replace(c, outcome=CheckOutcome.SUCCESS) for c in snapshot.checks),
+            checks_state="SUCCESS",
+        )
+    elif change == "someone pushed":
+        now_seen = replace(snapshot, head_sha="d" * 40)
+    else:
+        now_seen = replace(snapshot, state=PullRequestState.CLOSED)
+    await store(db, now_seen)
+    agent, _ = await agent_store.add_agent(db, "a1", NOW)
+    assert await service.lease(agent) is None  # superseded, never handed out
+    job = await job_store.get_job(db, job_id)  # type: ignore[arg-type]
+    assert job is not None and job.state == JobState.SUPERSEDED
+    assert (await spend_ledger.job_spend(db, job_id)).outstanding_dollars == 0  # type: ignore[arg-type]
