@@ -814,3 +814,103 @@ def update_issue(
         issue.closed_at = None
         issue.updated_at = now
         issue_event(sim, repo, issue, "reopened", sender)
+
+
+# ----------------------------------------------------------------------------- installations
+
+
+def install(
+    sim: Simulator,
+    installation_id: int,
+    account: str,
+    repo_names: list[str],
+    sender: str | None = None,
+) -> None:
+    """The App is installed on ``account`` with these repositories (created when new):
+    ``installation`` created."""
+    from sim.state import Repository
+
+    installation = sim.add_installation(installation_id, account)
+    for name in repo_names:
+        existing = sim.state.repo(account, name)
+        if existing is None:
+            now = sim.state.now()
+            sim.state.add_repo(
+                Repository(
+                    id=sim.state.next_id(),
+                    owner=account,
+                    name=name,
+                    installation_id=installation_id,
+                    created_at=now,
+                    pushed_at=now,
+                )
+            )
+        else:
+            existing.installation_id = installation_id
+            sim.state.add_repo(existing)
+    payload = {
+        "action": "created",
+        "installation": sim.render.installation(installation),
+        "repositories": [
+            sim.render.repository_short(repo)
+            for repo in sim.state.installation_repos(installation_id)
+        ],
+        "requester": None,
+        "sender": sim.render.user(sender or account),
+    }
+    sim.webhooks.emit("installation", payload, installation_id=installation_id, repository_id=None)
+
+
+def change_installation_repos(
+    sim: Simulator,
+    installation_id: int,
+    *,
+    added: list[str],
+    removed: list[str],
+    sender: str | None = None,
+) -> None:
+    """Repositories added to or removed from an installation: ``installation_repositories``."""
+    from sim.state import Repository
+
+    installation = sim.state.installations.get(installation_id)
+    if installation is None:
+        raise EventError(f"no installation {installation_id}")
+    added_repos: list[Repository] = []
+    for name in added:
+        repo = sim.state.repo(installation.account, name)
+        if repo is None:
+            now = sim.state.now()
+            repo = Repository(
+                id=sim.state.next_id(),
+                owner=installation.account,
+                name=name,
+                installation_id=installation_id,
+                created_at=now,
+                pushed_at=now,
+            )
+        repo.installation_id = installation_id
+        sim.state.add_repo(repo)
+        added_repos.append(repo)
+    removed_repos: list[Repository] = []
+    for name in removed:
+        repo = sim.state.repo(installation.account, name)
+        if repo is None or repo.id not in installation.repository_ids:
+            raise EventError(
+                f"{installation.account}/{name} is not in installation {installation_id}"
+            )
+        installation.repository_ids.remove(repo.id)
+        repo.installation_id = None
+        removed_repos.append(repo)
+    action = "added" if added_repos else "removed"
+    payload = {
+        "action": action,
+        "installation": sim.render.installation(installation),
+        "repository_selection": "selected",
+        "repositories_added": [sim.render.repository_short(r) for r in added_repos],
+        "repositories_removed": [sim.render.repository_short(r) for r in removed_repos],
+        "requester": None,
+        "sender": sim.render.user(sender or installation.account),
+    }
+    sim.webhooks.emit(
+        "installation_repositories", payload, installation_id=installation_id, repository_id=None
+    )

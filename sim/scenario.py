@@ -318,6 +318,8 @@ EVENT_TYPES = (
     "edit",
     "open_issue",
     "close_issue",
+    "install",
+    "installation_repositories",
 )
 
 
@@ -326,6 +328,24 @@ def apply_event(sim: Simulator, spec: Mapping[str, Any]) -> dict[str, Any]:
     kind = spec.get("type")
     if kind not in EVENT_TYPES:
         raise ScenarioError(f"event type {kind!r}: one of {', '.join(EVENT_TYPES)}")
+    if kind == "install":
+        events.install(
+            sim,
+            int(spec["installation"]),
+            str(spec["account"]),
+            [str(n) for n in spec.get("repositories") or []],
+            spec.get("user"),
+        )
+        return {"type": kind, "installation": int(spec["installation"])}
+    if kind == "installation_repositories":
+        events.change_installation_repos(
+            sim,
+            int(spec["installation"]),
+            added=[str(n) for n in spec.get("added") or []],
+            removed=[str(n) for n in spec.get("removed") or []],
+            sender=spec.get("user"),
+        )
+        return {"type": kind, "installation": int(spec["installation"])}
     repo = events.find_repo(sim, str(spec.get("repo", "")))
 
     def pull() -> Any:

@@ -198,3 +198,30 @@ async def test_reset_with_state_restores_the_scenario(sim_factory: Factory) -> N
         p["number"] for p in (await server.control.state(REPO))["repositories"][0]["pulls"]
     ]
     assert (await server.control.accounting())["totals"]["requests"] == 0
+
+
+async def test_a_new_installation_and_its_repositories_become_visible(
+    sim_factory: Factory, receiver: Receiver
+) -> None:
+    server = await sim_factory(SMALL_SCENARIO, webhook_url=receiver.url)
+    await server.control.event("install", installation=2, account="globex", repositories=["app"])
+    await server.control.event("installation_repositories", installation=2, added=["lib"])
+    await server.control.drain_webhooks()
+    payloads = [json.loads(body) for _, body in receiver.received]
+    assert [(p["action"], p["installation"]["id"]) for p in payloads] == [
+        ("created", 2),
+        ("added", 2),
+    ]
+    assert [r["full_name"] for r in payloads[0]["repositories"]] == ["globex/app"]
+    assert [r["full_name"] for r in payloads[1]["repositories_added"]] == ["globex/lib"]
+    async with installation_client(server, 2) as gh:
+        names = [
+            r["full_name"]
+            for r in (await gh.get("/installation/repositories")).json()["repositories"]
+        ]
+        hidden = await gh.get("/repos/acme/widgets/pulls")
+    assert names == ["globex/app", "globex/lib"]
+    assert hidden.status_code == 404  # another installation's repository
+    await server.control.event("installation_repositories", installation=2, removed=["lib"])
+    async with installation_client(server, 2) as gh:
+        assert (await gh.get("/repos/globex/lib")).status_code == 404
