@@ -262,6 +262,12 @@ def report_command(
     fmt: Annotated[
         str, typer.Option("--format", help="table (rich, default), markdown or json.")
     ] = "table",
+    would: Annotated[
+        bool,
+        typer.Option(
+            "--would", help="Instead: what shadow mode would do in act mode, per repository."
+        ),
+    ] = False,
 ) -> None:
     """Print the queue by tier, triggers, escalations, spend vs budget, API use and stop-loss."""
     import asyncio
@@ -279,6 +285,10 @@ def report_command(
     async def run() -> object:
         await upgrade_async(settings.database_url)
         async with Ledger(settings.database_url) as db:
+            if would:
+                from ledger.reporting import would_do
+
+                return await would_do(db)
             return await build_report(db, datetime.now(UTC))
 
     try:
@@ -287,7 +297,12 @@ def report_command(
         fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
     except _unreachable_ledger_errors() as error:
         fail(_unreachable_ledger_message(settings.database_url, error))
-    print_report(report, fmt)  # type: ignore[arg-type]
+    if would:
+        from bot.report import print_would
+
+        print_would(report, fmt)  # type: ignore[arg-type]
+    else:
+        print_report(report, fmt)  # type: ignore[arg-type]
 
 
 @app.command("demo")

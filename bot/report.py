@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.db import Ledger
-from ledger.reporting import TIER_ORDER, ReportData, gather_report
+from ledger.reporting import TIER_ORDER, ReportData, WouldDo, gather_report
 from policies.config import DEFAULT_CONFIG, Config
 
 FORMATS = ("table", "markdown", "json")
@@ -457,6 +457,76 @@ def print_report(report: ReportData, fmt: str, console: Console | None = None) -
         console.file.write(render_markdown(report))
     else:
         console.print(render_rich(report))
+
+
+# --- the shadow run: what prsteward would do (issue 12 item 7) ----------------------------------
+
+
+def _what(item: WouldDo) -> str:
+    return item.kind + (f" `{item.label}`" if item.label else "")
+
+
+def would_json(items: list[WouldDo]) -> list[dict[str, Any]]:
+    return [
+        {
+            "repository": i.repository,
+            "number": i.number,
+            "kind": i.kind,
+            "label": i.label,
+            "rule_id": i.rule_id,
+            "reason": i.reason,
+            "budget_dollars": i.budget_dollars,
+            "budget_tokens": i.budget_tokens,
+            "since": _iso(i.since),
+        }
+        for i in items
+    ]
+
+
+def render_would_markdown(items: list[WouldDo]) -> str:
+    """Per repository, exactly what prsteward would do in ``act`` mode, and why."""
+    if not items:
+        return "## What prsteward would do\n\nNothing: no action is waiting in shadow mode.\n"
+    lines = ["## What prsteward would do", ""]
+    by_repo: dict[str, list[WouldDo]] = {}
+    for item in items:
+        by_repo.setdefault(item.repository, []).append(item)
+    for repository, group in by_repo.items():
+        escalations = [i for i in group if i.kind == "escalate"]
+        budget = sum(i.budget_dollars or 0.0 for i in escalations)
+        lines += [
+            f"### {repository}: {len(group)} actions"
+            + (
+                f", {len(escalations)} escalations (budget {_money(budget)})" if escalations else ""
+            ),
+            "",
+        ]
+        for item in group:
+            cost = f" (budget {_money(item.budget_dollars)})" if item.budget_dollars else ""
+            lines.append(f"- #{item.number} {_what(item)}{cost} [{item.rule_id}]: {item.reason}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def print_would(items: list[WouldDo], fmt: str, console: Console | None = None) -> None:
+    console = console or Console()
+    if fmt == "json":
+        console.file.write(json.dumps(would_json(items), indent=2) + "\n")
+    elif fmt == "markdown":
+        console.file.write(render_would_markdown(items))
+    else:
+        table = Table(title=f"What prsteward would do ({len(items)})", title_justify="left")
+        for column in ("PR", "action", "budget", "rule", "why"):
+            table.add_column(column)
+        for item in items:
+            table.add_row(
+                f"{item.repository}#{item.number}",
+                item.kind + (f" {item.label}" if item.label else ""),
+                _money(item.budget_dollars) if item.budget_dollars else "",
+                item.rule_id,
+                item.reason,
+            )
+        console.print(_or_none(table))
 
 
 async def build_report(db: Ledger, now: datetime) -> ReportData:

@@ -1109,3 +1109,82 @@ async def metrics_data(db: Ledger, now: datetime) -> MetricsData:
         sweeps_ok={q.repository: q.last_sweep_ok_at for q in queues},
         oldest_pending_delivery=oldest,
     )
+
+
+# --- the shadow run (issue 12 item 7) -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WouldDo:
+    """One action shadow mode recorded instead of performing: what, where, why, at what cost."""
+
+    repository: str
+    number: int
+    title: str
+    kind: str
+    label: str | None
+    rule_id: str
+    reason: str
+    budget_dollars: float | None
+    budget_tokens: int | None
+    since: datetime
+
+
+async def would_do(db: Ledger, *, limit: int = 2000) -> list[WouldDo]:
+    """What shadow mode would have done, now: each open PR's candidates whose latest record is
+    ``shadow`` (a key later performed, suppressed or dropped is not listed)."""
+    cand = table_of(Candidate).c
+    pulls = table_of(PullRequest).c
+    repos = table_of(Repository).c
+    latest = (
+        select(func.max(cand.id).label("id"))
+        .group_by(cand.pull_request_id, cand.dedupe_key)
+        .subquery()
+    )
+    statement = (
+        select(
+            repos.full_name,
+            pulls.number,
+            pulls.snapshot,
+            cand.kind,
+            cand.rule_id,
+            cand.reason,
+            cand.details,
+            cand.created_at,
+        )
+        .select_from(table_of(Candidate))
+        .join(latest, latest.c.id == cand.id)
+        .join(table_of(PullRequest), pulls.id == cand.pull_request_id)
+        .join(table_of(Repository), repos.id == pulls.repository_id)
+        .where(
+            cand.outcome == "shadow",
+            pulls.state == PullRequestStateValue.OPEN.value,
+        )
+        .order_by(repos.full_name, pulls.number, cand.id)
+        .limit(limit)
+    )
+    async with reading(db) as session:
+        rows = (await session.execute(statement)).all()
+    out = []
+    for name, number, snapshot, kind, rule_id, reason, details, created in rows:
+        info = details if isinstance(details, dict) else {}
+        budget = info.get("budget") if isinstance(info.get("budget"), dict) else {}
+        assert isinstance(budget, dict)
+        dollars = budget.get("dollars")
+        tokens = budget.get("tokens")
+        label = info.get("label")
+        out.append(
+            WouldDo(
+                repository=str(name),
+                number=int(number),
+                title=_title(snapshot),
+                kind=str(kind),
+                label=str(label) if label is not None else None,
+                rule_id=str(rule_id),
+                reason=str(reason),
+                budget_dollars=float(dollars) if isinstance(dollars, int | float) else None,
+                budget_tokens=int(tokens) if isinstance(tokens, int) else None,
+                since=created,
+            )
+        )
+    return out

@@ -77,3 +77,64 @@ def test_cli_report_on_an_empty_and_a_filled_ledger(tmp_path: Path, monkeypatch)
         assert "acme/widgets" in result.output
     bad = runner.invoke(app, ["report", "--format", "xml"])
     assert bad.exit_code == 2
+
+
+async def test_would_lists_the_latest_shadow_record_of_each_key(filled: Ledger) -> None:
+    from bot.report import render_would_markdown
+    from ledger.models import Candidate as CandidateRow
+    from ledger.reporting import would_do
+
+    ids = await _pull_ids(filled)
+    async with filled.transaction() as session:
+        for key, outcome, kind, details in [
+            ("w1:escalate:fp", "shadow", "escalate", {"budget": {"dollars": 2.5, "tokens": 9}}),
+            ("w1:label:x", "shadow", "add_label", {"label": "needs-rebase"}),
+            ("w1:label:x", "posted", "add_label", {"label": "needs-rebase"}),  # later: done
+        ]:
+            session.add(
+                CandidateRow(
+                    dedupe_key=key,
+                    pull_request_id=ids["acme/widgets#1"],
+                    kind=kind,
+                    rule_id=f"rule.{kind}",
+                    reason=f"because {kind}",
+                    outcome=outcome,
+                    details=details,
+                    created_at=NOW,
+                )
+            )
+        session.add(  # a shadow record on a closed PR is not listed
+            CandidateRow(
+                dedupe_key="w6:close",
+                pull_request_id=ids["acme/widgets#6"],
+                kind="close",
+                rule_id="rule.close",
+                reason="gone",
+                outcome="shadow",
+                created_at=NOW,
+            )
+        )
+    items = await would_do(filled)
+    assert [(i.number, i.kind, i.budget_dollars) for i in items] == [
+        (1, "escalate", 2.5),
+        (3, "status_comment", None),  # fill.py's one shadow candidate
+    ]
+    text = render_would_markdown(items)
+    assert "### acme/widgets: 2 actions, 1 escalations (budget $2.50)" in text
+    assert "- #1 escalate (budget $2.50) [rule.escalate]: because escalate" in text
+
+
+async def _pull_ids(db: Ledger) -> dict[str, int]:
+    from sqlalchemy import select
+
+    from ledger.models import PullRequest, Repository
+
+    async with db.transaction() as session:
+        rows = (
+            await session.execute(
+                select(Repository.full_name, PullRequest.number, PullRequest.id).join(
+                    Repository, Repository.id == PullRequest.repository_id
+                )
+            )
+        ).all()
+    return {f"{name}#{number}": int(pid) for name, number, pid in rows}
