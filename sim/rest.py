@@ -275,7 +275,9 @@ def render_pull_list(
         raise validation_failed("Issue", "sort")
     pulls.sort(key=key, reverse=direction == "desc")
     page, link = paginate(request, pulls)
-    last_modified = newest(*(p.updated_at for p in page))
+    # The newest change to any PR of the repository, so a PR that closed (and left an open list)
+    # still moves the date: If-Modified-Since never hides a change.
+    last_modified = newest(*(p.updated_at for p in repo.pulls.values()))
     return [sim.render.pull(repo, p, detail=False) for p in page], last_modified, link
 
 

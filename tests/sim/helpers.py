@@ -56,8 +56,11 @@ class Receiver:
         self.arrived = asyncio.Event()
         self.url = ""
         self.status = 202  # set to 503 to play a receiver that is down
+        self.delay = 0.0  # seconds before answering, to play a slow receiver
 
     async def handle(self, request: web.Request) -> web.Response:
+        if self.delay:
+            await asyncio.sleep(self.delay)
         if self.status >= 300:
             return web.Response(status=self.status)
         self.received.append((dict(request.headers), await request.read()))

@@ -225,3 +225,29 @@ async def test_a_new_installation_and_its_repositories_become_visible(
     await server.control.event("installation_repositories", installation=2, removed=["lib"])
     async with installation_client(server, 2) as gh:
         assert (await gh.get("/repos/globex/lib")).status_code == 404
+
+
+async def test_a_slow_receiver_is_a_failed_delivery(
+    sim_factory: Factory, receiver: Receiver
+) -> None:
+    server = await sim_factory(SMALL_SCENARIO, webhook_url=receiver.url)
+    await server.control.configure_webhook(timeout_seconds=0.2)
+    receiver.delay = 1.0
+    await server.control.event("comment", repo=REPO, pr=10, user="bob", body="slow")
+    await server.control.drain_webhooks()
+    [delivery] = await server.control.deliveries()
+    assert delivery["status"] == "timed out" and delivery["status_code"] == 0
+
+
+async def test_closing_a_pr_moves_the_open_lists_last_modified(sim_factory: Factory) -> None:
+    server = await sim_factory(SMALL_SCENARIO)
+    async with installation_client(server) as gh:
+        first = await gh.get("/repos/acme/widgets/pulls", params={"sort": "updated", "per_page": 1})
+        await server.control.advance("1h")
+        await server.control.event("close", repo=REPO, pr=17)
+        again = await gh.get(
+            "/repos/acme/widgets/pulls",
+            params={"sort": "updated", "per_page": 1},
+            headers={"If-Modified-Since": first.headers["Last-Modified"]},
+        )
+    assert again.status_code == 200
