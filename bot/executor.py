@@ -490,7 +490,10 @@ class Executor:
             await self._done(ctx, candidate_id, candidate, kind.value, None, label=label)
             return Performed(candidate.key, posted, label)
         if kind is CandidateKind.RERUN:
-            names = candidate.trigger.evidence if candidate.trigger is not None else ()
+            # The failing check runs at the head (commit statuses cannot be re-run by an App).
+            names = tuple(
+                sorted({c.name for c in ctx.snapshot.failing_checks if c.kind == "check_run"})
+            )
             await self._write(ctx, content_creating=False)
             ids = await actions.rerun_failed_checks(ctx.repository, ctx.snapshot.head_sha, names)
             fingerprint = candidate.trigger.fingerprint if candidate.trigger is not None else None
