@@ -13,6 +13,7 @@ go through it), ``verify`` (re-read the PR from GitHub, ask the oracle, record t
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from ledger import spend as spend_ledger
 from ledger.db import Ledger
 from ledger.models import Agent, EscalationJob, JobState, ObservationSource, SpendKind
 from policies.brief import build_brief, next_attempt_brief
+from policies.budgets import JobBudget
 from policies.config import Config, TriggerKind
 from policies.oracle import (
     AgentClaim,
@@ -35,6 +37,7 @@ from policies.oracle import (
     trigger_cleared,
     verify,
 )
+from policies.progress import Heartbeat, ProgressVerdict, budget_share, check_progress
 from policies.snapshot import PullRequestSnapshot, snapshot_from_json, snapshot_to_json
 from policies.triage import Candidate, CandidateKind, Decision
 
@@ -290,6 +293,20 @@ _VERDICT_STATE = {
 REQUEUE_STATES = frozenset({JobState.VERIFY_FAILED, JobState.LEASE_EXPIRED})
 
 
+MAX_HEARTBEATS = 50  # kept per attempt
+
+
+def _heartbeat(data: Mapping[str, Any]) -> Heartbeat:
+    return Heartbeat(
+        at=datetime.fromisoformat(str(data["at"])),
+        dollars_spent=float(data.get("dollars", 0.0) or 0.0),
+        tokens_used=int(data.get("tokens_in", 0) or 0) + int(data.get("tokens_out", 0) or 0),
+        head_sha=str(data.get("head_sha", "")),
+        checks_fingerprint=str(data.get("checks", "")),
+        comment_count=int(data.get("comments", 0) or 0),
+    )
+
+
 def job_start(job: EscalationJob, budget_tokens: int, budget_dollars: float) -> JobStart:
     """The oracle's view of what the job was about, from the job row and its brief."""
     brief = job.brief or {}
@@ -313,6 +330,8 @@ def requeue_allowed(job: EscalationJob, flags: tuple[str, ...]) -> tuple[bool, s
             f"attempt {job.attempt} of {job.max_attempts}: no attempts left "
             "(max-attempts-per-trigger)"
         )
+    if "no-progress" in flags:
+        return False, "a job flagged no-progress is not retried"
     if "blocked-without-evidence" in flags:
         return False, "a blocked claim without evidence is not retried"
     return True, f"re-queued as attempt {job.attempt + 1} of {job.max_attempts}"
@@ -364,12 +383,33 @@ class Escalations:
             raise ReportError(f"job {job_id} is {job.state}: its lease is over", 409)
         return job
 
+    async def _observed(self, job_id: int) -> dict[str, Any]:
+        """What GitHub shows for the job's PR, as the ledger last saw it (webhooks and polls keep
+        it fresh): the head, a fingerprint of the checks, and how many comments/reviews."""
+        located = await job_store.job_location(self.db, job_id)
+        stored = (
+            await pulls.get_pull(self.db, located.repository, located.number)
+            if located is not None
+            else None
+        )
+        if stored is None or stored.snapshot is None:
+            return {"head_sha": "", "checks": "", "comments": 0}
+        snapshot = snapshot_from_json(stored.snapshot)
+        checks = sorted(f"{c.name}={c.outcome.value}" for c in snapshot.checks)
+        return {
+            "head_sha": snapshot.head_sha,
+            "checks": hashlib.sha256("\n".join(checks).encode()).hexdigest()[:16],
+            "comments": len(snapshot.comments) + len(snapshot.reviews),
+        }
+
     async def heartbeat(
         self, agent: Agent, job_id: int, body: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Extend the lease (LEASED -> RUNNING on the first beat); the spend so far may be
-        reported (``tokens_in``, ``tokens_out``, ``dollars``) and is kept on the attempt, so a
-        crash after it is charged what it said."""
+        """Extend the lease (LEASED -> RUNNING on the first beat). The spend so far may be
+        reported (``tokens_in``, ``tokens_out``, ``dollars``): it is kept on the attempt (a
+        crash after it is charged what it said), and judged by ``policies.progress``: spend
+        growing while GitHub shows no new commit, check change or comment is flagged
+        ``no-progress``, and past half the budget the job is stopped (NEEDS_HUMAN)."""
         job = await self._held(agent, job_id)
         now = self.clock()
         body = body or {}
@@ -378,6 +418,13 @@ class Escalations:
             for k in ("tokens_in", "tokens_out", "dollars")
             if isinstance(body.get(k), int | float) and not isinstance(body.get(k), bool)
         }
+        observed = await self._observed(job_id) if progress else {}
+        sums = await spend_ledger.job_spend(self.db, job_id)
+        budget = JobBudget(
+            (job.budget_tokens or 0) + sums.granted_tokens,
+            (job.budget_dollars or 0.0) + sums.granted_dollars,
+        )
+        verdict: ProgressVerdict | None = None
         expires = now + self.lease_ttl
         async with self.db.transaction() as session:
             if job.state == JobState.LEASED:
@@ -399,20 +446,63 @@ class Escalations:
             if attempt is not None and progress:
                 report = dict(attempt.report or {})
                 report["heartbeat"] = progress
+                beats = [*list(report.get("heartbeats") or [])[-(MAX_HEARTBEATS - 1) :]]
+                beats.append({"at": now.isoformat(), **progress, **observed})
+                report["heartbeats"] = beats
                 attempt.report = report
+                verdict = check_progress([_heartbeat(b) for b in beats], budget)
+                if verdict.flags and not set(verdict.flags) <= set(job.flags or []):
+                    flags = sorted({*(job.flags or []), *verdict.flags})
+                    await job_store.set_flags(session, job_id, flags)
+                    job.flags = flags
         answer: dict[str, Any] = {"job_id": job_id, "lease_expires_at": expires.isoformat()}
         if progress:
-            sums = await spend_ledger.job_spend(self.db, job_id)
-            tokens = (job.budget_tokens or 0) + sums.granted_tokens
-            dollars = (job.budget_dollars or 0.0) + sums.granted_dollars
-            used_tokens = int(progress.get("tokens_in", 0)) + int(progress.get("tokens_out", 0))
-            used = max(
-                used_tokens / tokens if tokens > 0 else 1.0,
-                float(progress.get("dollars", 0.0)) / dollars if dollars > 0 else 1.0,
-            )
-            answer["budget_used"] = round(used, 4)
-            answer["stop"] = used >= 1.0  # spent: report now; the oracle decides
+            share = budget_share(_heartbeat({"at": now.isoformat(), **progress}), budget)
+            answer["budget_used"] = round(share, 4)
+            answer["stop"] = share >= 1.0  # spent: report now; the oracle decides
+        if verdict is not None and verdict.flags:
+            answer["flags"] = list(verdict.flags)
+        if verdict is not None and verdict.stop:
+            await self._stop(job, verdict.rule_id, verdict.reason)
+            answer.update(stop=True, state=JobState.NEEDS_HUMAN.value, reason=verdict.reason)
         return answer
+
+    async def _stop(self, job: EscalationJob, rule_id: str, reason: str) -> None:
+        """RUNNING -> NEEDS_HUMAN (no progress): the attempt counts, is charged its last
+        heartbeat's spend, its reservation is released; it is not re-queued."""
+        job_id = int(job.id or 0)
+        now = self.clock()
+        async with self.db.transaction() as session:
+            if not await job_store.transition(
+                session,
+                job_id,
+                JobState.NEEDS_HUMAN,
+                rule_id,
+                reason,
+                now,
+                expect=JobState.RUNNING,
+                values={"lease_expires_at": None},
+            ):
+                return
+            attempt = await job_store.current_attempt(session, job_id)
+            beat = ((attempt.report or {}).get("heartbeat") or {}) if attempt else {}
+            if attempt is not None:
+                attempt.ended_at = now
+                attempt.verdict = JobState.NEEDS_HUMAN.value
+                attempt.verdict_reason = reason
+            await spend_ledger.add(
+                session,
+                job,
+                SpendKind.SPEND,
+                now,
+                attempt_id=attempt.id if attempt else None,
+                tokens_in=int(beat.get("tokens_in", 0)),
+                tokens_out=int(beat.get("tokens_out", 0)),
+                dollars=float(beat.get("dollars", 0.0)),
+                note="stopped for no progress: its last heartbeat's spend",
+            )
+            await spend_ledger.release_outstanding(session, job, now, "stopped: no progress")
+        self._alert("no_progress", job_id, reason)
 
     async def report(self, agent: Agent, job_id: int, body: Mapping[str, Any]) -> Outcome:
         """Record the agent's claim and spend, release the reservation, then verify against

@@ -8,6 +8,7 @@ The life cycle (issue 6)::
                                                                         | BUDGET_EXHAUSTED
                                                                         | SUPERSEDED | NEEDS_HUMAN
     LEASED | RUNNING -> LEASE_EXPIRED            (the agent stopped heart-beating)
+    RUNNING -> NEEDS_HUMAN                       (stopped: spend grows, GitHub shows no progress)
     QUEUED | LEASED | RUNNING -> CANCELLED | SUPERSEDED
     VERIFYING -> CLAIMED_DONE                    (GitHub not finished yet: verify again later)
 
@@ -51,7 +52,9 @@ TRANSITIONS: dict[JobState, frozenset[JobState]] = {
     S.DETECTED: frozenset({S.SUPPRESSED, S.QUEUED, S.CANCELLED}),
     S.QUEUED: frozenset({S.LEASED, S.CANCELLED, S.SUPERSEDED}),
     S.LEASED: frozenset({S.RUNNING, S.CLAIMED_DONE, S.LEASE_EXPIRED, S.CANCELLED, S.SUPERSEDED}),
-    S.RUNNING: frozenset({S.CLAIMED_DONE, S.LEASE_EXPIRED, S.CANCELLED, S.SUPERSEDED}),
+    S.RUNNING: frozenset(
+        {S.CLAIMED_DONE, S.LEASE_EXPIRED, S.CANCELLED, S.SUPERSEDED, S.NEEDS_HUMAN}
+    ),  # NEEDS_HUMAN: stopped for no progress (spend grows, GitHub shows nothing)
     S.CLAIMED_DONE: frozenset({S.VERIFYING, S.CANCELLED}),
     S.VERIFYING: frozenset(
         {
@@ -348,6 +351,11 @@ async def extend_lease(
         .values(lease_expires_at=expires, heartbeat_at=now, updated_at=now)
     )
     return rowcount(result) == 1
+
+
+async def set_flags(session: AsyncSession, job_id: int, flags: list[str]) -> None:
+    """Replace the job's flags (inside the caller's transaction)."""
+    await session.execute(update(_jobs).where(_jobs.c.id == job_id).values(flags=flags))
 
 
 async def note(db: Ledger, job_id: int, rule_id: str, reason: str, now: datetime) -> None:

@@ -329,3 +329,41 @@ async def test_queued_job_that_github_already_answered_is_superseded_before_laun
     job = await job_store.get_job(db, job_id)  # type: ignore[arg-type]
     assert job is not None and job.state == JobState.SUPERSEDED
     assert (await spend_ledger.job_spend(db, job_id)).outstanding_dollars == 0  # type: ignore[arg-type]
+
+
+async def test_spend_growing_without_github_progress_is_flagged_then_stopped(db: Ledger) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+    await store(db, snapshot)
+    alerts: list[str] = []
+    service, agent, job_id = await leased_and_running(db, FakeGitHub(snapshot), alerts)
+    job = await job_store.get_job(db, job_id)
+    assert job is not None and job.budget_dollars
+    budget = job.budget_dollars
+    answers = []
+    for share in (0.1, 0.2, 0.3, 0.45, 0.6):
+        answers.append(await service.heartbeat(agent, job_id, {"dollars": budget * share}))
+        if answers[-1].get("state") == JobState.NEEDS_HUMAN:
+            break
+    assert "flags" not in answers[0] and "flags" not in answers[1]
+    assert answers[2]["flags"] == ["no-progress"] and answers[2]["stop"] is False
+    assert answers[-1]["stop"] is True and answers[-1]["state"] == JobState.NEEDS_HUMAN
+    assert len(answers) == 5  # stopped at the first heartbeat past half the budget
+    job = await job_store.get_job(db, job_id)
+    assert job is not None and job.state == JobState.NEEDS_HUMAN and "no-progress" in job.flags
+    assert alerts == ["no_progress"]
+    sums = await spend_ledger.job_spend(db, job_id)
+    assert sums.spent_dollars == pytest.approx(budget * 0.6) and sums.outstanding_dollars == 0
+    assert await service.lease(agent) is None  # not re-queued
+
+
+async def test_spend_growing_while_github_moves_is_progress(db: Ledger) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+    await store(db, snapshot)
+    service, agent, job_id = await leased_and_running(db, FakeGitHub(snapshot))
+    job = await job_store.get_job(db, job_id)
+    assert job is not None and job.budget_dollars
+    for n, share in enumerate((0.1, 0.3, 0.5, 0.7, 0.9)):
+        # the agent pushes between beats: GitHub (the ledger's snapshot) shows a new head
+        await store(db, replace(snapshot, head_sha=f"{n:x}" * 40))
+        answer = await service.heartbeat(agent, job_id, {"dollars": job.budget_dollars * share})
+        assert "flags" not in answer and answer["stop"] is False
