@@ -170,7 +170,10 @@ async def acting_world(
         db = Ledger(sqlite_url)
         ledgers.append(db)
         app = GitHubApp(
-            app_id=server.app_id, private_key=server.private_key_pem, api_url=server.base_url
+            app_id=server.app_id,
+            private_key=server.private_key_pem,
+            api_url=server.base_url,
+            sleep=_no_sleep,  # retries back off without real waiting
         )
         reconciler = Reconciler(app, db)
         loader = ConfigLoader(app, db)
@@ -197,6 +200,10 @@ async def acting_world(
     yield build
     for db in ledgers:
         await db.close()
+
+
+async def _no_sleep(_seconds: float) -> None:
+    return None
 
 
 class _SimClock:
