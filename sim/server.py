@@ -259,10 +259,24 @@ def build_app(sim: Simulator) -> web.Application:
     app.router.add_post("/api/graphql", graphql_handler)
     add_control_routes(app)
 
+    async def ticker() -> None:
+        # With a running clock (rate > 0) timeline events and settling fire on their own, not
+        # only when a request happens to arrive.
+        while True:
+            await asyncio.sleep(0.25)
+            if sim.clock.rate > 0:
+                sim.state.run_due_timers()
+
+    tasks: list[asyncio.Task[None]] = []
+
     async def start_webhooks(_: web.Application) -> None:
         await sim.webhooks.start()
+        tasks.append(asyncio.create_task(ticker(), name="sim-clock"))
 
     async def stop_webhooks(_: web.Application) -> None:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         await sim.webhooks.stop()
 
     app.on_startup.append(start_webhooks)

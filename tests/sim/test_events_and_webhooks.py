@@ -3,6 +3,7 @@ signed, logged per App, droppable, duplicable and redeliverable through GitHub's
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -251,3 +252,25 @@ async def test_closing_a_pr_moves_the_open_lists_last_modified(sim_factory: Fact
             headers={"If-Modified-Since": first.headers["Last-Modified"]},
         )
     assert again.status_code == 200
+
+
+async def test_a_running_clock_fires_timeline_events_by_itself(
+    sim_factory: Factory, receiver: Receiver
+) -> None:
+    scenario = {
+        "clock_rate": 3600,  # an hour a second
+        "installations": [
+            {
+                "id": 1,
+                "account": "acme",
+                "repositories": [{"name": "widgets", "pulls": [{"number": 1, "title": "x"}]}],
+            }
+        ],
+        "timeline": [
+            {"at": "+1h", "type": "comment", "repo": REPO, "pr": 1, "user": "bob", "body": "ping"}
+        ],
+    }
+    server = await sim_factory(scenario, webhook_url=receiver.url)
+    await asyncio.wait_for(receiver.arrived.wait(), timeout=20)
+    assert receiver.events()[0][0] == "issue_comment"
+    assert pull_of(await server.control.state(REPO), 1)["comments"][0]["body"] == "ping"
