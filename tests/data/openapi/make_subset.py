@@ -21,7 +21,6 @@ sys.path.insert(0, str(HERE.parents[2]))
 
 from sim.rest import ROUTES  # noqa: E402
 
-
 # Where the description contradicts itself, the component schema wins: GET /app/installations
 # inlines `account` as allOf[simple-user, enterprise] (an account would have to be both), while
 # its own `installation` component says anyOf, and real answers (githubkit parses them) are users.
@@ -106,7 +105,7 @@ def main(source: Path) -> None:
     }
     out = HERE / "api.github.com.subset.json"
     out.write_text(json.dumps(subset, indent=1, sort_keys=True) + "\n")
-    print(f"{out}: {len(paths)} paths, {len(schemas)} schemas, missing {missing}")  # noqa: T201
+    print(f"{out}: {len(paths)} paths, {len(schemas)} schemas, missing {missing}")
 
 
 if __name__ == "__main__":
