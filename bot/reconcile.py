@@ -34,7 +34,7 @@ from ledger import pulls, repositories
 from ledger.db import Ledger
 from ledger.models import ObservationSource, Repository
 from policies.normalize import NormalizeError, from_graphql
-from policies.snapshot import PullRequestSnapshot, snapshot_to_json
+from policies.snapshot import Mergeable, PullRequestSnapshot, PullRequestState, snapshot_to_json
 
 log = logging.getLogger("prsteward.reconcile")
 
@@ -91,6 +91,7 @@ class RepoResult:
     graphql_cost: int = 0
     errors: list[str] = field(default_factory=list)
     rescheduled_until: datetime | None = None
+    mergeable_unknown: list[int] = field(default_factory=list)  # open, GitHub still computing
 
     def describe(self) -> str:
         parts = [f"{self.repository}: {self.mode}"]
@@ -137,28 +138,34 @@ class Reconciler:
 
     async def discover(self) -> list[RepoTarget]:
         """Installations and their repositories from GitHub into the ledger (allowlist applied
-        before anything about a repository is fetched)."""
+        before anything about a repository is fetched). Repositories and installations GitHub no
+        longer lists are marked removed, so they stop being swept."""
         now = self.clock()
         targets: list[RepoTarget] = []
+        listed_installations: set[int] = set()
         for installation in await self.app.list_installations():
             installation_id = installation.get("id")
             if not isinstance(installation_id, int):
                 continue
+            listed_installations.add(installation_id)
             account = installation.get("account") or {}
+            suspended = installation.get("suspended_at") is not None
             await repositories.upsert_installation(
                 self.db,
                 installation_id,
                 str(account.get("login") or ""),
                 now,
                 account_type=str(account.get("type") or "Organization"),
-                suspended=installation.get("suspended_at") is not None,
+                suspended=suspended,
             )
-            if installation.get("suspended_at") is not None:
+            if suspended:
                 continue
+            listed: set[str] = set()
             for repo in await self.app.list_repositories(installation_id):
                 name = repo.get("full_name")
                 if not isinstance(name, str):
                     continue
+                listed.add(name)
                 allowed = self.repository_allowed(name)
                 await repositories.upsert_repository(
                     self.db,
@@ -173,15 +180,31 @@ class Reconciler:
                 await repositories.set_repository_ignored(self.db, name, not allowed, now)
                 if allowed and not repo.get("archived"):
                     targets.append(RepoTarget(name, installation_id))
+            for row in await repositories.list_repositories(
+                self.db, installation_id=installation_id
+            ):
+                if row.full_name not in listed:
+                    await repositories.mark_repository_removed(self.db, row.full_name, now)
+        for row in await repositories.list_repositories(self.db):
+            if row.installation_id is not None and row.installation_id not in listed_installations:
+                await repositories.mark_installation_removed(self.db, row.installation_id, now)
+                await repositories.mark_repository_removed(self.db, row.full_name, now)
         return targets
 
     async def known_targets(self, only: str | None = None) -> list[RepoTarget]:
         """Repositories the ledger knows, watched and not removed."""
         rows = await repositories.list_repositories(self.db)
+        paused: dict[int, bool] = {}
+        for installation_id in {r.installation_id for r in rows if r.installation_id is not None}:
+            found = await repositories.get_installation(self.db, installation_id)
+            paused[installation_id] = (
+                found is None or found.suspended or found.removed_at is not None
+            )
         return [
             RepoTarget(r.full_name, r.installation_id)
             for r in rows
             if r.installation_id is not None
+            and not paused.get(r.installation_id, True)
             and not r.ignored
             and not r.archived
             and self.repository_allowed(r.full_name)
@@ -210,6 +233,16 @@ class Reconciler:
                     result.mode = "incremental"
                 await self._sweep(client, target, result, started, row, full=False)
             await self._read_dirty(client, target, result, started)
+            if result.mergeable_unknown:
+                # GitHub says "ask again later" and sends no webhook once it knows: keep them
+                # dirty so the next cycle reads them again (not only the next full sweep).
+                await pulls.mark_dirty(
+                    self.db,
+                    target.full_name,
+                    sorted(set(result.mergeable_unknown)),
+                    "mergeable UNKNOWN",
+                    self.clock(),
+                )
         except RateLimited as error:
             result.rescheduled_until = error.until
             result.errors.append(str(error))
@@ -395,6 +428,8 @@ class Reconciler:
 
     async def _record(self, snapshot: PullRequestSnapshot, result: RepoResult) -> None:
         result.read += 1
+        if snapshot.state is PullRequestState.OPEN and snapshot.mergeable is Mergeable.UNKNOWN:
+            result.mergeable_unknown.append(snapshot.number)
         changed = await pulls.record_snapshot(
             self.db,
             snapshot.repository,

@@ -215,3 +215,35 @@ async def test_changes_between_cycles__read_and_recorded_once(
     assert merged is not None and merged.state == "merged"
     again = await reconciler.run_cycle(only="acme/big", full=True)
     assert again[0].changed == [] and again[0].closed == []
+
+
+async def test_discover__forgets_what_github_no_longer_lists(
+    sim_factory: SimFactory, db: Ledger
+) -> None:
+    from datetime import UTC, datetime
+
+    server = await sim_factory(scenario="sim/scenarios/small.yml")
+    now = datetime.now(UTC)
+    await repositories.upsert_installation(db, 1, "acme", now)
+    await repositories.upsert_repository(db, "acme/gone", now, installation_id=1)
+    await repositories.upsert_installation(db, 99, "uninstalled", now)
+    await repositories.upsert_repository(db, "old/repo", now, installation_id=99)
+    reconciler = Reconciler(app_for(server), db)
+    targets = await reconciler.discover()
+    assert sorted(t.full_name for t in targets) == ["acme/gadgets", "acme/widgets"]
+    gone = await repositories.get_repository(db, "acme/gone")
+    assert gone is not None and gone.removed_at is not None
+    installation = await repositories.get_installation(db, 99)
+    assert installation is not None and installation.removed_at is not None
+    known = sorted(t.full_name for t in await reconciler.known_targets())
+    assert known == ["acme/gadgets", "acme/widgets"]
+
+
+async def test_suspended_installation__not_swept(sim_factory: SimFactory, db: Ledger) -> None:
+    from datetime import UTC, datetime
+
+    server = await sim_factory(scenario="sim/scenarios/small.yml")
+    reconciler = Reconciler(app_for(server), db)
+    await reconciler.discover()
+    await repositories.upsert_installation(db, 1, "acme", datetime.now(UTC), suspended=True)
+    assert await reconciler.run_cycle() == []
