@@ -131,6 +131,22 @@ class Cooldowns(_Model):
     escalation_minutes: float = Field(default=30.0, ge=0)  # between escalations on one PR
 
 
+class Families(_Model):
+    """Same-shape families (issue 14, ``policies/families.py``): when to name, propose, consolidate
+    and stop. Counts are family members (PRs in one repository with the same code motion)."""
+
+    enabled: bool = True
+    similarity_threshold: float = Field(default=0.85, gt=0, le=1)  # MinHash Jaccard of skeletons
+    name_invariant_at: int = Field(default=3, ge=2)  # same checks green on the same surfaces
+    propose_helper_at: int = Field(default=3, ge=2)  # same code motion: propose a helper/manifest
+    consolidate_at: int = Field(default=5, ge=2)  # same surfaces: no escalations for new members
+    substitution_after: int = Field(default=3, ge=1)  # substitution stops once this many came first
+    stop_on_substitution: bool = True
+    tokens_per_hour: int = Field(default=2_000_000, ge=0)  # the family's burn ceiling; 0 = off
+    window_days: float = Field(default=30, gt=0)  # members considered: created in this window
+    tracking_issue: bool = True  # one consolidation issue per family (act mode only)
+
+
 class Config(_Model):
     """One repository's effective configuration."""
 
@@ -167,6 +183,7 @@ class Config(_Model):
     metadata: Metadata = Metadata()
     risk: Risk = Risk()
     cooldowns: Cooldowns = Cooldowns()
+    families: Families = Families()
     prices: dict[str, ModelPrice] = Field(default_factory=dict)  # model name -> price
 
     escalate_on: tuple[TriggerKind, ...] = (

@@ -11,6 +11,21 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
+from sim.families import (  # the issue 14 generators, re-exported
+    counter_title_controls,
+    different_code_controls,
+    same_shape_family,
+)
+
+__all__ = [
+    "GenerateSpec",
+    "counter_title_controls",
+    "different_code_controls",
+    "generate",
+    "pull_spec",
+    "same_shape_family",
+]
+
 # (kind, weight): the share of open PRs in each situation prsteward must tell apart.
 MIX: list[tuple[str, float]] = [
     ("clean", 0.28),
@@ -157,84 +172,3 @@ def pull_spec(rng: random.Random, repo: dict[str, Any], number: int, kind: str) 
         spec["author"] = rng.choice(BOTS)
         spec["title"] = f"Bump lib-{number} from 1.{number % 9}.0 to 1.{number % 9 + 1}.0"
     return spec
-
-
-# ----------------------------------------------------------------------------- issue 14 families
-
-
-def same_shape_family(
-    start_number: int, *, count: int = 20, first_counter: int = 85, author: str = "agent-lane[bot]"
-) -> list[dict[str, Any]]:
-    """``count`` PRs that each add one more action to the same route and dashboard, differing only
-    by renamed identifiers and a counter (``S085`` .. ``S104``)."""
-    pulls = []
-    for offset in range(count):
-        counter = first_counter + offset
-        slot = f"readiness_bridge_live_source_{counter:03d}_review_ack"
-        pulls.append(
-            {
-                "number": start_number + offset,
-                "title": f"S{counter:03d}: add {slot} action",
-                "author": author,
-                "head_ref": f"lane/s{counter:03d}-{slot}",
-                "created": f"-{(count - offset) * 4}m",
-                "checks": {"build": "success", "test": "success"},
-                "files": [
-                    {
-                        "filename": "app/routes/actions.py",
-                        "status": "modified",
-                        "additions": 4,
-                        "deletions": 0,
-                        "patch": (
-                            f'@@ -10,3 +10,7 @@ ROUTES = [\n+@route("/actions/{slot}")\n'
-                            f'+def {slot}(request):\n+    return ack(request, "s{counter:03d}_receipt", {counter})\n+\n'
-                        ),
-                    },
-                    {
-                        "filename": "app/dashboard/panels.py",
-                        "status": "modified",
-                        "additions": 2,
-                        "deletions": 0,
-                        "patch": f'@@ -1,2 +1,4 @@\n+PANELS.append(Panel("{slot}", order={counter}))\n+\n',
-                    },
-                ],
-            }
-        )
-    return pulls
-
-
-def different_code_controls(
-    start_number: int, *, count: int = 20, seed: int = 1
-) -> list[dict[str, Any]]:
-    """Negative control: PRs touching the same files with genuinely different code."""
-    rng = random.Random(seed)
-    statements = [
-        "cache = LRU(maxsize={n})",
-        "for item in queue:\n+    process(item, retries={n})",
-        "if not user.is_active:\n+    raise Forbidden()",
-        "logger.info('started %s', job.id)",
-        "with open(path) as handle:\n+    data = json.load(handle)",
-        "total = sum(x.cost for x in items) * {n}",
-        "class Config(BaseModel):\n+    timeout: int = {n}",
-        "async with session.get(url) as response:\n+    body = await response.text()",
-    ]
-    pulls = []
-    for offset in range(count):
-        text = rng.choice(statements).format(n=rng.randint(1, 999))
-        pulls.append(
-            {
-                "number": start_number + offset,
-                "title": f"Improve handling ({rng.choice(['cache', 'auth', 'io', 'jobs'])})",
-                "author": f"dev{offset}",
-                "files": [
-                    {
-                        "filename": "app/routes/actions.py",
-                        "status": "modified",
-                        "additions": 2,
-                        "deletions": 1,
-                        "patch": f"@@ -5,1 +5,2 @@\n-pass\n+{text}\n",
-                    }
-                ],
-            }
-        )
-    return pulls
