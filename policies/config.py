@@ -140,7 +140,7 @@ class Families(_Model):
     name_invariant_at: int = Field(default=3, ge=2)  # same checks green on the same surfaces
     propose_helper_at: int = Field(default=3, ge=2)  # same code motion: propose a helper/manifest
     consolidate_at: int = Field(default=5, ge=2)  # same surfaces: no escalations for new members
-    substitution_after: int = Field(default=3, ge=1)  # substitution stops once this many came first
+    substitution_after: int = Field(default=5, ge=1)  # a substitution stops after this many members
     stop_on_substitution: bool = True
     tokens_per_hour: int = Field(default=2_000_000, ge=0)  # the family's burn ceiling; 0 = off
     window_days: float = Field(default=30, gt=0)  # members considered: created in this window

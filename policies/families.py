@@ -16,7 +16,7 @@
    | ``family.propose-helper`` | 3 | the same code motion: propose a manifest or helper |
    | ``family.consolidate`` | 5 | the same surfaces: one consolidation issue, no escalations for new members |
    | ``family-consolidation`` | | a member after the consolidation point: escalations suppressed |
-   | ``family-substitution`` | on | a substitution after ``substitution-after`` members: stopped |
+   | ``family-substitution`` | 5 | a substitution after ``substitution-after`` members: stopped |
    | ``family-burn`` | 2M tokens/h | the family's hourly token burn crossed its ceiling: stopped |
 
    Every stop holds until a maintainer answers ``/prsteward family continue`` (members created up
