@@ -87,6 +87,7 @@ class Simulator:
         self.state.user(f"{slug}[bot]", "Bot")
         if not self.webhooks.config.secret:
             self.webhooks.config.secret = webhook_secret
+        self.webhooks.config.app_id = app_id
         return app
 
     @property

@@ -91,6 +91,7 @@ class WebhookConfig:
     drop_rate: float = 0.0  # probability, with ``seed``
     duplicate_rate: float = 0.0
     seed: int = 1
+    app_id: int | None = None  # sent as X-GitHub-Hook-Installation-Target-ID
 
 
 class WebhookSender:
@@ -205,7 +206,8 @@ class WebhookSender:
             "X-GitHub-Delivery": guid,
             "X-GitHub-Event": event,
             "X-GitHub-Hook-ID": str(HOOK_ID),
-            "X-GitHub-Hook-Installation-Target-ID": str(installation_id or ""),
+            # For an App's webhook the "installation target" is the App itself.
+            "X-GitHub-Hook-Installation-Target-ID": str(self.config.app_id or ""),
             "X-GitHub-Hook-Installation-Target-Type": "integration",
         }
         if self.config.secret:

@@ -121,6 +121,8 @@ async def test_deliveries_are_signed_and_in_order(sim_factory: Factory, receiver
     for headers, body in receiver.received:
         assert verify(server.webhook_secret, body, headers["X-Hub-Signature-256"])
         assert headers["X-GitHub-Hook-ID"] and headers["X-GitHub-Delivery"]
+        assert headers["X-GitHub-Hook-Installation-Target-Type"] == "integration"
+        assert headers["X-GitHub-Hook-Installation-Target-ID"] == str(server.app_id)
     assert json.loads(receiver.received[1][1])["label"]["name"] == "bug"
 
 
