@@ -26,10 +26,10 @@ from bot.escalation import Escalations, open_job
 from ledger import jobs as job_store
 from ledger import spend as spend_ledger
 from ledger.db import Ledger
-from ledger.migrate import upgrade_async
 from ledger.models import JobState
 from policies.snapshot import CheckOutcome, PullRequestSnapshot
 from policies.triage import decide
+from tests.acting.test_escalation_support import fresh_sqlite_ledger
 from tests.factories import (
     T0,
     failing,
@@ -45,9 +45,8 @@ FIXED_SHA = "f" * 40
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Ledger]:
-    await upgrade_async(sqlite_url)
-    ledger = Ledger(sqlite_url)
+async def db(tmp_path: Path) -> AsyncIterator[Ledger]:
+    ledger = await fresh_sqlite_ledger(tmp_path / "ledger.db")
     yield ledger
     await ledger.close()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,19 +16,18 @@ from ledger import agents as agent_store
 from ledger import jobs as job_store
 from ledger import spend as spend_ledger
 from ledger.db import Ledger
-from ledger.migrate import upgrade_async
 from ledger.models import JobState
 from policies.snapshot import CheckOutcome
 from policies.triage import decide
+from tests.acting.test_escalation_support import fresh_sqlite_ledger
 from tests.factories import T0, failing, make_config, make_history, make_snapshot, make_spend
 
 NOW = T0 + timedelta(days=1)
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Ledger]:
-    await upgrade_async(sqlite_url)
-    ledger = Ledger(sqlite_url)
+async def db(tmp_path: Path) -> AsyncIterator[Ledger]:
+    ledger = await fresh_sqlite_ledger(tmp_path / "ledger.db")
     yield ledger
     await ledger.close()
 

@@ -5,6 +5,7 @@ text reaching the brief only inside its untrusted section."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,18 +14,22 @@ import pytest
 from bot.jobs_api import JobsApi
 from ledger import jobs as job_store
 from ledger.db import Ledger
-from ledger.migrate import upgrade_async
 from ledger.models import JobState
 from sim.reference_agent import run_agent
-from tests.acting.test_escalation_support import Stack, failing_ci_scenario, make_stack, serving
+from tests.acting.test_escalation_support import (
+    Stack,
+    failing_ci_scenario,
+    fresh_sqlite_ledger,
+    make_stack,
+    serving,
+)
 
 SimFactory = Callable[..., Awaitable[Any]]
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Ledger]:
-    await upgrade_async(sqlite_url)
-    ledger = Ledger(sqlite_url)
+async def db(tmp_path: Path) -> AsyncIterator[Ledger]:
+    ledger = await fresh_sqlite_ledger(tmp_path / "ledger.db")
     yield ledger
     await ledger.close()
 

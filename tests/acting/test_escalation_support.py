@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -21,6 +24,26 @@ from policies.config import Config
 from policies.history import EMPTY_HISTORY, NO_SPEND
 from policies.snapshot import PullRequestSnapshot, snapshot_from_json
 from policies.triage import decide
+
+_TEMPLATE: list[Path] = []
+
+
+async def fresh_sqlite_ledger(path: Path) -> Ledger:
+    """An empty ledger at the newest schema in ``path``: migrated once per test process, then
+    copied (sqlite3's backup API), since running the migrations is most of a small test's time."""
+    from ledger.migrate import upgrade_async
+
+    if not _TEMPLATE:
+        template = Path(tempfile.mkdtemp(prefix="prsteward-escalation-")) / "template.db"
+        await upgrade_async(f"sqlite+aiosqlite:///{template}")
+        _TEMPLATE.append(template)
+    source, target = sqlite3.connect(_TEMPLATE[0]), sqlite3.connect(path)
+    try:
+        source.backup(target)
+    finally:
+        source.close()
+        target.close()
+    return Ledger(f"sqlite+aiosqlite:///{path}")
 
 
 def failing_ci_scenario(
