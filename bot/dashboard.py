@@ -34,6 +34,7 @@ from ledger.reporting import (
     TIER_ORDER,
     daily_spend,
     escalation_jobs,
+    first_seen,
     gather_report,
     metrics_data,
     pull_history,
@@ -102,6 +103,11 @@ def ago(value: datetime | None, now: datetime) -> str:
     if seconds < 86400 * 2:
         return f"{seconds / 3600:.0f} h ago"
     return f"{seconds / 86400:.0f} days ago"
+
+
+def days_text(days: float) -> str:
+    whole = round(days)
+    return f"{whole} day" if whole == 1 else f"{whole} days"
 
 
 def money(value: float | None) -> str:
@@ -401,11 +407,19 @@ class Dashboard:
 
     # --- pages ---
 
+    async def _window(self, now: datetime) -> int:
+        """Days the charts cover: since the ledger began, at least 7 and at most 30."""
+        first = await first_seen(self.db)
+        if first is None:
+            return 7
+        return max(7, min(30, (now.date() - first.date()).days + 1))
+
     async def overview(self, _request: web.Request) -> web.Response:
         now = self.clock()
         report = await gather_report(self.db, now)
-        spend = await daily_spend(self.db, now, days=14)
-        tiers = await tiers_over_time(self.db, now, days=14)
+        window = await self._window(now)
+        spend = await daily_spend(self.db, now, days=window)
+        tiers = await tiers_over_time(self.db, now, days=window)
         health = await metrics_data(self.db, now)
         behind = behind_reasons(health, now, self.full_sweep_seconds)
         in_flight = sum(
@@ -458,9 +472,9 @@ class Dashboard:
         )
         body.append(
             '<div class="grid2">'
-            f'<div class="panel"><h2>Open PRs by tier, last 14 days</h2>'
+            f'<div class="panel"><h2>Open PRs by tier, last {window} days</h2>'
             f"{stacked_chart(tiers, label='open PRs by tier per day')}</div>"
-            f'<div class="panel"><h2>Agent spend per day, last 14 days</h2>'
+            f'<div class="panel"><h2>Agent spend per day, last {window} days</h2>'
             f"{bar_chart(spend, label='dollars spent per day')}</div></div>"
         )
         tier_names = [t for t in TIER_ORDER if t in report.tiers_total()]
@@ -492,7 +506,7 @@ class Dashboard:
                         f'<a href="{h(pull_url(w.repository, w.number))}">'
                         f"{h(w.repository)}#{w.number}</a>",
                         h(w.title),
-                        f"{w.days(now):.0f} days",
+                        h(days_text(w.days(now))),
                     ]
                     for w in report.waiting_on_maintainers
                 ],
@@ -601,7 +615,8 @@ class Dashboard:
                 page("Not found", f"<h1>No repository {h(full_name)} in the ledger</h1>", now),
                 status=404,
             )
-        series = await tiers_over_time(self.db, now, days=14, repository=full_name)
+        window = await self._window(now)
+        series = await tiers_over_time(self.db, now, days=window, repository=full_name)
         body = [
             f"<h1>{h(full_name)}</h1>",
             f"<p>mode <b>{h(queue.mode or '-')}</b>"
@@ -613,7 +628,7 @@ class Dashboard:
                 else ""
             )
             + "</p>",
-            '<div class="grid2"><div class="panel"><h2>Queue by tier, last 14 days</h2>'
+            f'<div class="grid2"><div class="panel"><h2>Queue by tier, last {window} days</h2>'
             f"{stacked_chart(series, label='open PRs by tier per day')}</div>"
             '<div class="panel"><h2>Whose turn</h2>'
             + table(

@@ -1188,3 +1188,13 @@ async def would_do(db: Ledger, *, limit: int = 2000) -> list[WouldDo]:
             )
         )
     return out
+
+
+async def first_seen(db: Ledger) -> datetime | None:
+    """When the ledger first saw a PR (None when it has none): the start of its history."""
+    pulls = table_of(PullRequest).c
+    async with reading(db) as session:
+        value: datetime | None = (
+            await session.execute(select(func.min(pulls.first_seen_at)))
+        ).scalar_one()
+    return value
