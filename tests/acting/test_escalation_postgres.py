@@ -91,3 +91,47 @@ async def test_concurrent_open_of_one_candidate_opens_one_job(
         await other.close()
     assert len([o for o in opened if o is not None]) == 1
     assert len(await job_store.list_jobs(pg)) == 1
+
+
+async def test_life_cycle_on_postgres_lease_expiry_requeue_report_verify(pg: Ledger) -> None:
+    from dataclasses import replace
+
+    from policies.snapshot import CheckOutcome
+
+    [job_id] = await queue_jobs(pg, 1)
+    snapshot = failing(make_snapshot(number=1), "test")
+    agent, _ = await agent_store.add_agent(pg, "w", NOW)
+    clock = [NOW]
+    pushed = "c" * 40
+    fixed = replace(
+        snapshot,
+        head_sha=pushed,
+        checks=tuple(replace(c, outcome=CheckOutcome.SUCCESS) for c in snapshot.checks),
+        checks_state="SUCCESS",
+    )
+
+    async def github(repository: str, number: int) -> object:
+        return fixed
+
+    service = Escalations(
+        pg,
+        read_pull=github,
+        clock=lambda: clock[0],
+        lease_ttl=timedelta(minutes=1),  # type: ignore[arg-type]
+    )
+    assert await service.lease(agent) is not None
+    clock[0] = NOW + timedelta(minutes=5)
+    [expired] = await service.expire_leases()
+    assert expired.requeued_job_id is not None
+    leased = await service.lease(agent)
+    assert leased is not None and leased["job_id"] == expired.requeued_job_id
+    await service.heartbeat(agent, expired.requeued_job_id, {"dollars": 0.1})
+    outcome = await service.report(
+        agent, expired.requeued_job_id, {"outcome": "done", "pushed_shas": [pushed], "dollars": 0.3}
+    )
+    assert outcome.state == JobState.VERIFIED_DONE
+    states = {r.job.id: r.job.state for r in await job_store.list_jobs(pg)}
+    assert states == {
+        job_id: JobState.LEASE_EXPIRED,
+        expired.requeued_job_id: JobState.VERIFIED_DONE,
+    }
