@@ -37,7 +37,14 @@ def pct(values: list[float], fraction: float) -> float | None:
 
 
 async def run(
-    url: str, body: bytes, secret: str, event: str, connections: int, seconds: float, warmup: float
+    url: str,
+    body: bytes,
+    secret: str,
+    event: str,
+    connections: int,
+    seconds: float,
+    warmup: float,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     headers = {
         "Content-Type": "application/json",
@@ -84,6 +91,8 @@ async def run(
                     statuses[str(status)] += 1
                     if status >= 300:
                         errors += 1
+                if rate:
+                    await asyncio.sleep(connections / rate)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
     elapsed = max(1e-9, time.perf_counter() - (measured_started or start_measure))
@@ -113,6 +122,10 @@ local event = os.getenv("BENCH_EVENT")
 local sig = os.getenv("BENCH_SIGNATURE")
 local prefix = os.getenv("BENCH_PREFIX")
 local id = 0
+local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
+if delay_ms > 0 then
+  function delay() return delay_ms end
+end
 
 function setup(thread)
   id = id + 1
@@ -176,8 +189,10 @@ def wrk_run(
     seconds: float,
     workdir: Path,
     cpus: set[int] | None = None,
+    rate: float | None = None,
 ) -> dict[str, Any]:
-    """One wrk run (2 threads); the same JSON shape as the Python generator."""
+    """One wrk run (2 threads); the same JSON shape as the Python generator. ``rate``: pace
+    each connection (a delay between its requests) to offer about ``rate`` requests/s."""
     script = workdir / "webhook.lua"
     script.write_text(WRK_SCRIPT)
     command = [
@@ -201,6 +216,7 @@ def wrk_run(
         "BENCH_EVENT": event,
         "BENCH_SIGNATURE": signature(secret, body_path.read_bytes()),
         "BENCH_PREFIX": uuid.uuid4().hex[:8],
+        "BENCH_DELAY_MS": str(round(1000 * connections / rate)) if rate else "0",
         "PATH": "/usr/bin:/bin:/usr/local/bin",
     }
     output = subprocess.run(
@@ -236,6 +252,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--rate", type=float, default=None, help="pace to about this many/s")
     args = parser.parse_args()
     result = asyncio.run(
         run(
@@ -246,6 +263,7 @@ def main() -> None:
             args.connections,
             args.seconds,
             args.warmup,
+            args.rate,
         )
     )
     print(json.dumps(result), flush=True)
