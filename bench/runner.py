@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import tempfile
 import traceback
 from collections.abc import Awaitable, Callable
@@ -61,7 +62,13 @@ def markdown(info: dict[str, Any], results: list[Result], small: bool) -> str:
         + (" (with uncommitted changes in the work tree)" if info.get("commit_dirty") else ""),
         f"- **Machine**: {info['nproc']} CPUs ({info['cpu_model']}), {info['memory_mb']:,} MB memory, "
         f"Python {info['python']}, {info['platform']}",
-        f"- **Load average when the run started**: {', '.join(str(x) for x in info['load_average'])}",
+        f"- **Load average (1, 5, 15 min) at the start**: "
+        f"{', '.join(str(x) for x in info['load_average'])}"
+        + (
+            f"; at the end: {', '.join(str(x) for x in info['load_average_end'])}"
+            if info.get("load_average_end")
+            else ""
+        ),
         "",
         "Every figure is measured in this run against the sim (`sim/`), which counts each request "
         "per endpoint, installation, conditional hit and GraphQL point. Timings move from machine "
@@ -108,6 +115,7 @@ def markdown(info: dict[str, Any], results: list[Result], small: bool) -> str:
 
 
 def write(out: Path, info: dict[str, Any], results: list[Result], small: bool) -> None:
+    info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     document = {
         "machine": info,
         "small": small,
