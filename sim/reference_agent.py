@@ -206,18 +206,22 @@ def main(argv: list[str] | None = None) -> int:
     if not token:
         print("set PRSTEWARD_AGENT_TOKEN (from `prsteward agents add NAME`)", file=sys.stderr)  # noqa: T201
         return 2
-    results = asyncio.run(
-        run_agent(
-            args.prsteward,
-            token,
-            args.sim,
-            args.behaviour,
-            max_jobs=args.max_jobs,
-            idle_exit=args.idle_exit,
-            seed=args.seed,
-            login=args.login,
+    try:
+        results = asyncio.run(
+            run_agent(
+                args.prsteward,
+                token,
+                args.sim,
+                args.behaviour,
+                max_jobs=args.max_jobs,
+                idle_exit=args.idle_exit,
+                seed=args.seed,
+                login=args.login,
+            )
         )
-    )
+    except (AgentError, httpx.HTTPError) as error:
+        print(f"reference agent: {error}", file=sys.stderr)  # noqa: T201
+        return 1
     for result in results:
         print(json.dumps(asdict(result), sort_keys=True))  # noqa: T201
     return 0
