@@ -78,6 +78,7 @@ class Poller:
         self.cycles = 0
         self.last_results: list[RepoResult] = []
         self.cycle_done = asyncio.Event()
+        self._cycle_task: asyncio.Task[object] | None = None  # the cycle running now, if any
         # Called with each cycle's results (e.g. the engine evaluates the PRs that changed).
         self.after_cycle: list[Callable[[list[RepoResult]], Awaitable[object]]] = []
 
@@ -88,12 +89,21 @@ class Poller:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._lead(), name="poller-leadership")
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop leading: start no new cycle, let a running one finish (up to ``timeout``; the
+        scheduler's shutdown cancels it, logged as a failed job with a traceback), then
+        release the lock."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.scheduler is not None:
+            with contextlib.suppress(Exception):
+                self.scheduler.pause()
+        running = self._cycle_task
+        if running is not None and not running.done():
+            await asyncio.wait({running}, timeout=timeout)
         self._stop_scheduler()
         await self.leader.release()
 
@@ -142,6 +152,7 @@ class Poller:
 
     async def cycle(self) -> list[RepoResult]:
         """One reconciliation cycle (the scheduled job); never raises."""
+        self._cycle_task = asyncio.current_task()
         now = self.clock()
         backfill = set(self._backfill)
         try:
