@@ -806,8 +806,9 @@ class Escalations:
 
     async def supersede_stale_queued(self) -> list[Outcome]:
         """QUEUED jobs the ledger's latest snapshot already answers: the PR was closed, someone
-        pushed, or the trigger cleared by itself -> SUPERSEDED, reservation released. No agent
-        is launched for them."""
+        pushed, or the trigger cleared by itself. No agent is launched for them: they become
+        CANCELLED (rule ``escalation.superseded-before-launch``), which the stop-loss does not
+        count as an attempt, and their reservation is released."""
         out: list[Outcome] = []
         queued = await job_store.list_jobs(self.db, states=frozenset({JobState.QUEUED}))
         for row in queued:
@@ -844,14 +845,14 @@ class Escalations:
                 if await job_store.transition(
                     session,
                     int(job.id or 0),
-                    JobState.SUPERSEDED,
-                    "escalation.superseded",
-                    reason,
+                    JobState.CANCELLED,
+                    "escalation.superseded-before-launch",
+                    f"superseded before launch: {reason}",
                     now,
                     expect=JobState.QUEUED,
                 ):
                     await spend_ledger.release_outstanding(session, job, now, "superseded")
-                    out.append(Outcome(int(job.id or 0), JobState.SUPERSEDED.value, reason))
+                    out.append(Outcome(int(job.id or 0), JobState.CANCELLED.value, reason))
         return out
 
     async def tick(self) -> dict[str, int]:

@@ -303,7 +303,7 @@ async def store(db: Ledger, snapshot: Any) -> None:
     "change",
     ["checks green again (re-run passed)", "someone pushed", "PR closed"],
 )
-async def test_queued_job_that_github_already_answered_is_superseded_before_launch(
+async def test_queued_job_that_github_already_answered_is_cancelled_before_launch(
     db: Ledger, change: str
 ) -> None:
     from policies.snapshot import PullRequestState
@@ -327,7 +327,9 @@ async def test_queued_job_that_github_already_answered_is_superseded_before_laun
     agent, _ = await agent_store.add_agent(db, "a1", NOW)
     assert await service.lease(agent) is None  # superseded, never handed out
     job = await job_store.get_job(db, job_id)  # type: ignore[arg-type]
-    assert job is not None and job.state == JobState.SUPERSEDED
+    # never launched: cancelled (not an attempt for the stop-loss), saying why
+    assert job is not None and job.state == JobState.CANCELLED
+    assert (job.state_reason or "").startswith("superseded before launch")
     assert (await spend_ledger.job_spend(db, job_id)).outstanding_dollars == 0  # type: ignore[arg-type]
 
 
