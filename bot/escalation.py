@@ -113,6 +113,7 @@ async def open_job(
             max_attempts=max_attempts,
             start_head_sha=snapshot.head_sha,
             candidate_id=candidate_id,
+            size_class=budget.size_class,
         ),
         now,
         make_brief,
@@ -706,7 +707,15 @@ class Escalations:
             raise ReportError(f"job {job_id} is {job.state}, not BUDGET_EXHAUSTED", 409)
         now = self.clock()
         brief = next_attempt_brief(
-            {**(job.brief or {}), "budget": {"tokens": tokens, "dollars": round(dollars, 4)}},
+            {
+                **(job.brief or {}),
+                "budget": {
+                    "tokens": tokens,
+                    "dollars": round(dollars, 4),
+                    "source": f"grant by {by}",
+                    "size_class": job.size_class,
+                },
+            },
             job.attempt + 1,
             job.max_attempts,
             job.start_head_sha or "",

@@ -253,7 +253,12 @@ def build_brief(
         # The job's shape for the stop-loss (``ledger.history`` reads it).
         "check_names": sorted(one_line(c.name, 100) for c in snapshot.failing_checks),
         "acceptance": accept,
-        "budget": {"tokens": budget.tokens, "dollars": round(budget.dollars, 4)},
+        "budget": {
+            "tokens": budget.tokens,
+            "dollars": round(budget.dollars, 4),
+            "source": budget.source,
+            "size_class": budget.size_class,
+        },
         "attempt": {"n": attempt, "of": max_attempts},
         "forbidden_actions": list(FORBIDDEN_ACTIONS),
         "report": {

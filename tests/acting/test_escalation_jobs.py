@@ -71,6 +71,7 @@ async def test_act_mode_candidate_queues_one_job_with_reserved_budget(db: Ledger
     assert job is not None and job.state == JobState.QUEUED
     assert (job.attempt, job.max_attempts) == (1, config.stop_loss.max_attempts_per_trigger)
     assert job.brief["attempt"] == {"n": 1, "of": job.max_attempts}
+    assert job.size_class == candidate.budget.size_class  # type: ignore[union-attr]
     assert job.brief["job_id"] == job_id
     sums = await spend_ledger.job_spend(db, job_id)
     assert sums.reserved_dollars == candidate.budget.dollars  # type: ignore[union-attr]
@@ -278,7 +279,7 @@ async def test_a_grant_requeues_an_exhausted_job_exactly_once(db: Ledger) -> Non
     retry = await job_store.get_job(db, first.requeued_job_id)
     assert retry is not None and retry.state == JobState.QUEUED
     assert (retry.budget_tokens, retry.budget_dollars) == (50_000, 1.5)
-    assert retry.brief["budget"] == {"tokens": 50_000, "dollars": 1.5}
+    assert retry.brief["budget"]["tokens"] == 50_000 and retry.brief["budget"]["dollars"] == 1.5
     assert (await spend_ledger.job_spend(db, job_id)).granted_dollars == pytest.approx(1.5)
     assert (await spend_ledger.job_spend(db, retry.id)).reserved_dollars == pytest.approx(1.5)  # type: ignore[arg-type]
 
