@@ -188,6 +188,36 @@ def github_reader(app: Any, db: Ledger) -> PullReader:
     return read
 
 
+Ancestry = Callable[[str, str, str], Awaitable[bool | None]]
+"""``(repository, start_sha, head_sha)`` -> does the head descend from the start? None: unknown."""
+
+
+def github_ancestry(app: Any, db: Ledger) -> Ancestry:
+    """An :data:`Ancestry` on GitHub's compare API (``GET /repos/{o}/{r}/compare/A...B``): one
+    REST request; ``ahead``/``identical`` -> True, ``behind``/``diverged`` -> False (history was
+    rewritten: a force-push), anything else (an error, no such endpoint) -> None."""
+
+    async def descends(repository: str, start: str, head: str) -> bool | None:
+        row = await repositories.get_repository(db, repository)
+        if row is None or row.installation_id is None:
+            return None
+        client = app.installation(row.installation_id)
+        response = await client.request("GET", f"/repos/{repository}/compare/{start}...{head}")
+        if response.status_code != 200:
+            return None
+        try:
+            status = response.json().get("status")
+        except ValueError:
+            return None
+        if status in {"ahead", "identical"}:
+            return True
+        if status in {"behind", "diverged"}:
+            return False
+        return None
+
+    return descends
+
+
 # --- reports -----------------------------------------------------------------------------------
 
 
@@ -348,6 +378,7 @@ class Escalations:
     lease_ttl: timedelta = DEFAULT_LEASE_TTL
     clock: Callable[[], datetime] = utcnow
     on_alert: Callable[[str, int, str], None] | None = None  # (kind, job id, message)
+    ancestry: Ancestry | None = None  # force-push detection; None: not asked
 
     # -- leases
 
@@ -610,7 +641,20 @@ class Escalations:
             if self.config_for is not None
             else await stored_config(self.db, located.repository)
         )
-        verdict = verify(start, claim, snapshot, config)
+        descends: bool | None = None
+        if (
+            self.ancestry is not None
+            and start.start_head_sha
+            and snapshot.head_sha != start.start_head_sha
+            and snapshot.head_sha in claim.pushed_shas
+        ):
+            try:
+                descends = await self.ancestry(
+                    located.repository, start.start_head_sha, snapshot.head_sha
+                )
+            except Exception as error:  # noqa: BLE001 - unknown ancestry is "not asked"
+                log.info("job %s: ancestry unknown: %s", job_id, error)
+        verdict = verify(start, claim, snapshot, config, start_is_ancestor=descends)
         return await self._record_verdict(job, last, verdict, snapshot)
 
     async def _record_verdict(

@@ -123,12 +123,13 @@ def attach_escalations(service: Any, server: Any) -> Escalations:
     from datetime import timedelta
 
     from bot.agent_delivery import DeliverySettings, EscalationWorker, deliveries_from
-    from bot.escalation import github_reader
+    from bot.escalation import github_ancestry, github_reader
 
     settings = DeliverySettings()
     escalations = Escalations(
         service.db,
         read_pull=github_reader(service.app, service.db) if service.app is not None else None,
+        ancestry=github_ancestry(service.app, service.db) if service.app is not None else None,
         lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
     )
     server.mounts.append(JobsApi(escalations).add_routes)

@@ -370,3 +370,36 @@ async def test_spend_growing_while_github_moves_is_progress(db: Ledger) -> None:
         await store(db, replace(snapshot, head_sha=f"{n:x}" * 40))
         answer = await service.heartbeat(agent, job_id, {"dollars": job.budget_dollars * share})
         assert "flags" not in answer and answer["stop"] is False
+
+
+@pytest.mark.parametrize(
+    ("descends", "state"),
+    [
+        (True, JobState.VERIFIED_DONE),
+        (None, JobState.VERIFIED_DONE),
+        (False, JobState.VERIFY_FAILED),
+    ],
+    ids=["head descends -> verified", "ancestry unknown -> verified", "force-push -> rejected"],
+)
+async def test_a_green_head_that_rewrote_history_is_rejected(
+    db: Ledger, descends: bool | None, state: JobState
+) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+    pushed = "b" * 40
+    green = replace(
+        snapshot,
+        head_sha=pushed,
+        checks=tuple(replace(c, outcome=CheckOutcome.SUCCESS) for c in snapshot.checks),
+        checks_state="SUCCESS",
+    )
+    service, agent, job_id = await leased_and_running(db, FakeGitHub(green))
+    asked: list[tuple[str, str, str]] = []
+
+    async def ancestry(repository: str, start: str, head: str) -> bool | None:
+        asked.append((repository, start, head))
+        return descends
+
+    service.ancestry = ancestry
+    outcome = await service.report(agent, job_id, {"outcome": "done", "pushed_shas": [pushed]})
+    assert outcome.state == state
+    assert asked == [("acme/widgets", snapshot.head_sha, pushed)]
