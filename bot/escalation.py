@@ -5,10 +5,18 @@ The engine calls one function per proposed ESCALATE candidate::
 
     job_id = await open_job(db, decision, candidate, snapshot, now, config=config)
 
-Everything after that is :class:`Escalations`: ``lease`` / ``heartbeat`` / ``report`` (the pull
-API in ``bot/jobs_api.py`` and the push/command deliveries in ``bot/agent_delivery.py`` all
-go through it), ``verify`` (re-read the PR from GitHub, ask the oracle, record the verdict) and
-``tick`` (expire leases, re-verify jobs GitHub had not finished with).
+Everything after that is :class:`Escalations`:
+
+- ``lease`` / ``heartbeat`` / ``report``: the pull API (``bot/jobs_api.py``) and the push and
+  command deliveries (``bot/agent_delivery.py``) all go through them. Heartbeats carry the spend
+  so far, judged by ``policies.progress`` (no-progress: flagged, then stopped);
+- ``verify``: re-read the PR from GitHub (``github_reader``; ``github_ancestry`` for
+  force-pushes), ask ``policies.oracle``, record the verdict, re-queue when the stop-loss allows;
+- ``grant``: a maintainer's grant re-queues a BUDGET_EXHAUSTED job once;
+- ``tick``: expire leases (a crashed attempt counts and is charged), cancel queued jobs GitHub
+  already answered, re-verify jobs GitHub had not finished with.
+
+The life cycle and its legal moves live in ``ledger/jobs.py``; docs/agents.md draws it.
 """
 
 from __future__ import annotations
