@@ -601,3 +601,21 @@ async def count_by_state(db: Ledger) -> dict[str, int]:
     statement = select(_jobs.c.state, func.count()).group_by(_jobs.c.state)
     async with db.transaction() as session:
         return {str(s): int(n) for s, n in (await session.execute(statement)).all()}
+
+
+async def unannounced(db: Ledger, states: frozenset[JobState]) -> list[JobRow]:
+    """Jobs in ``states`` not announced yet (BUDGET_EXHAUSTED, NEEDS_HUMAN, ...), oldest first:
+    what the sticky comment / summary should say once."""
+    rows = await list_jobs(db, states=states)
+    return [row for row in rows if row.job.announced_at is None]
+
+
+async def mark_announced(db: Ledger, job_id: int, now: datetime) -> bool:
+    """Record that the job's state was announced; True only for the first caller."""
+    async with db.transaction() as session:
+        result = await session.execute(
+            update(_jobs)
+            .where(_jobs.c.id == job_id, _jobs.c.announced_at.is_(None))
+            .values(announced_at=now)
+        )
+    return rowcount(result) == 1

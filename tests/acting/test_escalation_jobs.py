@@ -403,3 +403,16 @@ async def test_a_green_head_that_rewrote_history_is_rejected(
     outcome = await service.report(agent, job_id, {"outcome": "done", "pushed_shas": [pushed]})
     assert outcome.state == state
     assert asked == [("acme/widgets", snapshot.head_sha, pushed)]
+
+
+async def test_exhausted_jobs_are_announced_once(db: Ledger) -> None:
+    _decision, _candidate, snapshot, _config = escalation()
+    service, agent, job_id = await leased_and_running(db, FakeGitHub(snapshot))
+    job = await job_store.get_job(db, job_id)
+    assert job is not None
+    await service.report(agent, job_id, {"outcome": "failed", "dollars": job.budget_dollars})
+    exhausted = frozenset({JobState.BUDGET_EXHAUSTED})
+    assert [r.job.id for r in await job_store.unannounced(db, exhausted)] == [job_id]
+    assert await job_store.mark_announced(db, job_id, NOW) is True
+    assert await job_store.mark_announced(db, job_id, NOW) is False  # a second replica
+    assert await job_store.unannounced(db, exhausted) == []
