@@ -498,6 +498,14 @@ def app_from_settings(settings: Any, **kwargs: Any) -> GitHubApp:
         raise GitHubError(
             "PRSTEWARD_APP_ID and PRSTEWARD_PRIVATE_KEY_PATH (or PRSTEWARD_PRIVATE_KEY) are needed"
         )
+    try:
+        from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+        load_pem_private_key(key.encode(), password=None)
+    except (ValueError, TypeError) as error:
+        raise GitHubError(
+            f"the App's private key is not a readable PEM private key ({error.__class__.__name__})"
+        ) from None
     return GitHubApp(
         app_id=settings.app_id,
         private_key=key,

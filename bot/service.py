@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 
 from bot.dashboard import Dashboard
 from bot.engine import Engine, engine_for_app
-from bot.github import GitHubApp, app_from_settings
+from bot.github import GitHubApp, GitHubError, app_from_settings
 from bot.poller import Poller, wants_full_sweep
 from bot.reconcile import Reconciler, RepoResult, RepositoryFilter
 from bot.server import Background, Server
@@ -65,17 +65,33 @@ class Service:
     @classmethod
     async def open(cls, settings: Settings, *, need_app: bool = False) -> Service:
         """Migrate and open the ledger; build the App client when credentials are set."""
+        try:
+            has_app = settings.app_id is not None and bool(settings.private_key_pem())
+        except OSError as error:
+            raise ServiceConfigError(
+                f"prsteward: bad setting PRSTEWARD_PRIVATE_KEY_PATH: cannot read "
+                f"{settings.private_key_path}: {error.strerror or error}"
+            ) from None
+        if need_app and not has_app:
+            raise ServiceConfigError(
+                "prsteward: PRSTEWARD_APP_ID and PRSTEWARD_PRIVATE_KEY_PATH "
+                "(or PRSTEWARD_PRIVATE_KEY) are needed to talk to GitHub"
+            )
+        app: GitHubApp | None = None
+        if has_app:
+            try:
+                app = app_from_settings(settings)
+            except GitHubError as error:
+                raise ServiceConfigError(f"prsteward: {error}") from None
         await upgrade_async(settings.database_url)
         db = Ledger(settings.database_url)
         repository_filter = RepositoryFilter.from_text(
             settings.repository_allowlist, settings.repository_ignorelist
         )
-        app: GitHubApp | None = None
         reconciler: Reconciler | None = None
         poller: Poller | None = None
         engine: Engine | None = None
-        if settings.app_id is not None and settings.private_key_pem():
-            app = app_from_settings(settings)
+        if app is not None:
             reconciler = Reconciler(app, db, repository_allowed=repository_filter)
             poller = Poller(
                 reconciler,
@@ -85,12 +101,6 @@ class Service:
             )
             engine = engine_for_app(app, db)
             poller.after_cycle.append(engine.after_reconcile)
-        elif need_app:
-            await db.close()
-            raise ServiceConfigError(
-                "prsteward: PRSTEWARD_APP_ID and PRSTEWARD_PRIVATE_KEY_PATH "
-                "(or PRSTEWARD_PRIVATE_KEY) are needed to talk to GitHub"
-            )
         return cls(settings, db, app, reconciler, poller, repository_filter, engine)
 
     def build_server(self) -> Server:

@@ -90,13 +90,13 @@ async def test_reconcile_with_sim_env_file__prints_changes_then_quiet(
 
 async def test_reconcile_bad_repo_argument__clear_error(tmp_path: Path) -> None:
     code, _, err = await run(["reconcile", "--repo", "nope"], tmp_path, clean_env())
-    assert code == 2 and "--repo wants OWNER/NAME" in err
+    assert code == 2 and "--repo wants OWNER/NAME" in err, err
 
 
 async def test_reconcile_without_app_credentials__clear_error(tmp_path: Path) -> None:
     env = clean_env(PRSTEWARD_DATABASE_URL=f"sqlite:///{tmp_path}/l.db")
     code, _, err = await run(["reconcile"], tmp_path, env)
-    assert code == 2 and "PRSTEWARD_APP_ID" in err
+    assert code == 2 and "PRSTEWARD_APP_ID" in err, err
 
 
 @pytest.mark.slow
@@ -158,3 +158,24 @@ async def test_serve_with_sim_env_file__webhooks_poller_and_sigterm(
         _, err = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode == 0, err.decode()[-2000:]
     assert sim.webhook_secret not in err.decode()
+
+
+@pytest.mark.parametrize(
+    ("key_text", "expected"),
+    [(None, "cannot read"), ("not a key", "not a readable PEM private key")],
+    ids=["key file missing -> says which file", "key file not a PEM -> says so"],
+)
+async def test_reconcile_bad_private_key__clear_error(
+    tmp_path: Path, key_text: str | None, expected: str
+) -> None:
+    key = tmp_path / "app.pem"
+    if key_text is not None:
+        key.write_text(key_text)
+    env = clean_env(
+        PRSTEWARD_DATABASE_URL=f"sqlite:///{tmp_path}/l.db",
+        PRSTEWARD_APP_ID="1",
+        PRSTEWARD_PRIVATE_KEY_PATH=str(key),
+    )
+    code, _, err = await run(["reconcile"], tmp_path, env)
+    assert code == 2 and expected in err, err
+    assert "Traceback" not in err
