@@ -73,3 +73,18 @@ async def test_cli_fixes_the_job_and_prints_what_prsteward_decided(
     job = await job_store.get_job(db, job_id)  # type: ignore[arg-type]
     assert job is not None and job.state == JobState.VERIFIED_DONE
     assert bad != 0 and "401" in bad_err
+
+
+def test_mix_is_reproducible_per_seed_and_covers_the_behaviours() -> None:
+    import random
+
+    from sim.reference_agent import BEHAVIOURS, choose
+
+    def picks(seed: int) -> list[str]:
+        rng = random.Random(seed)
+        return [choose("mix", rng) for _ in range(60)]
+
+    assert picks(7) == picks(7) and picks(7) != picks(8)
+    assert set(picks(7)) == set(BEHAVIOURS) - {"crash"}
+    with pytest.raises(Exception, match="behaviour"):
+        choose("teleport", random.Random(0))
