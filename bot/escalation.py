@@ -33,7 +33,7 @@ from ledger import pulls, repositories
 from ledger import spend as spend_ledger
 from ledger.db import Ledger
 from ledger.models import Agent, EscalationJob, JobState, ObservationSource, SpendKind
-from policies.brief import build_brief, next_attempt_brief
+from policies.brief import build_brief, next_attempt_brief, redact
 from policies.budgets import JobBudget
 from policies.config import Config, TriggerKind
 from policies.oracle import (
@@ -239,7 +239,8 @@ class ReportError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Report:
-    """An agent's report, validated. Recorded as given; never trusted."""
+    """An agent's report, validated and bounded; token-shaped strings in its text redacted.
+    Recorded as given otherwise; never trusted."""
 
     outcome: ClaimedOutcome
     tokens_in: int = 0
@@ -282,9 +283,9 @@ class Report:
             count("tokens_out"),
             float(dollars),
             tuple(s.strip()[:64] for s in shas[:MAX_PUSHED_SHAS] if s.strip()),
-            tuple(e.strip()[:1000] for e in evidence[:MAX_EVIDENCE] if e.strip()),
+            tuple(redact(e.strip()[:1000]) for e in evidence[:MAX_EVIDENCE] if e.strip()),
             str(model)[:100] if model else None,
-            str(summary)[:4000],
+            redact(str(summary)[:4000]),
         )
 
     def as_json(self) -> dict[str, Any]:

@@ -416,3 +416,24 @@ async def test_exhausted_jobs_are_announced_once(db: Ledger) -> None:
     assert await job_store.mark_announced(db, job_id, NOW) is True
     assert await job_store.mark_announced(db, job_id, NOW) is False  # a second replica
     assert await job_store.unannounced(db, exhausted) == []
+
+
+def test_reports_are_bounded_and_redacted() -> None:
+    from bot.escalation import Report
+
+    token = "ghs_" + "B" * 36
+    report = Report.parse(
+        {
+            "outcome": "BLOCKED",
+            "blocker_evidence": [f"the secret {token} is missing", "  ", "x" * 5000],
+            "pushed_shas": ["a" * 40] * 80,
+            "summary": f"used {token}",
+        }
+    )
+    assert report.outcome.value == "blocked"
+    assert token not in str(report.as_json())
+    assert len(report.blocker_evidence) == 2 and len(report.blocker_evidence[1]) == 1000
+    assert len(report.pushed_shas) == 50
+    for bad in ({"outcome": "done", "tokens_in": -1}, {"outcome": "done", "dollars": "1"}, {}):
+        with pytest.raises(ReportError):
+            Report.parse(bad)
