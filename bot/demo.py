@@ -30,7 +30,7 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
@@ -54,7 +54,7 @@ class DemoOptions:
     repos: int = 3
     prs: int = 300
     days: int = 4
-    step_hours: int = 6
+    step_hours: int = 12
     seed: int = 1
     events_per_step: int = 6
     agent_jobs_per_step: int = 6
@@ -87,6 +87,7 @@ class DemoResult:
     github_writes: int = 0
     notes: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # wall seconds per phase
+    step_seconds: list[float] = field(default_factory=list)
 
 
 class _Laps:
@@ -182,20 +183,6 @@ async def _inbox_idle(db: Any, timeout: float = 20.0) -> None:
         await asyncio.sleep(0.05)
 
 
-class _PacerTime:
-    """The write pacer's monotonic clock in the demo: its sleeps move it instead of waiting
-    (simulated time; the pacing rules still decide the order and spacing of writes)."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-
-
 def _prepare_folder(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for stale in folder.glob("ledger.db*"):
@@ -261,11 +248,19 @@ async def run_demo(
     # One shared transport: githubkit opens a client per request outside a context manager, and
     # each new client otherwise builds a TLS context (about 0.1 s of CPU) even for http://.
     transport = httpx.AsyncHTTPTransport()
+
+    async def sim_sleep(seconds: float) -> None:
+        """Waiting (write pacing, a secondary limit's retry-after) moves simulated time."""
+        if seconds > 0:
+            await sim.control.advance(seconds)
+
     app = GitHubApp(
         app_id=sim.app_id,
         private_key=sim.private_key_pem,
         api_url=sim.base_url,
         transport=transport,
+        sleep=sim_sleep,
+        clock=clock,
     )
     reconciler = Reconciler(app, db, clock=clock)
     # The service's poller, driven step by step (no scheduler): it also samples the rate limit.
@@ -299,15 +294,16 @@ async def run_demo(
     def actions_for(installation_id: int, config: Config) -> Actions:
         return GitHubActions(app.installation(installation_id), config.app_logins)
 
-    pacer_time = _PacerTime()
     executor = Executor(
         db,
         actions_for,
-        pacer=WritePacer(clock=pacer_time, sleep=pacer_time.sleep),
+        pacer=WritePacer(clock=lambda: clock().timestamp(), sleep=sim_sleep),
         clock=clock,
         escalate=cast(EscalationHook, open_demo_job),
     )
-    engine = Engine(db, executor, loader, clock=clock)
+    # Time-based rules (staleness) need a daily look at every PR; changed PRs are evaluated
+    # after every cycle anyway.
+    engine = Engine(db, executor, loader, clock=clock, full_interval=timedelta(days=1))
     server = Server(db, webhook_secret=secret, typed_parse=False, idle_poll_seconds=0.05)
     server.mounts.append(
         Dashboard(
@@ -340,6 +336,7 @@ async def run_demo(
             )
             with progress:
                 task = progress.add_task("simulating", total=steps, status="first sweep")
+                started = time.monotonic()
                 for step in range(steps):
                     timer.lap("other")
                     if step > 0:
@@ -373,6 +370,8 @@ async def run_demo(
                     await escalations.tick()
                     timer.lap("tick")
                     now = clock()
+                    result.step_seconds.append(round(time.monotonic() - started, 1))
+                    started = time.monotonic()
                     progress.update(
                         task,
                         advance=1,
