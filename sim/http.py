@@ -197,7 +197,7 @@ def paginate(
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
+    if not request.body_exists:  # (not can_read_body: false once the body was read and cached)
         return {}
     try:
         data = await request.json()

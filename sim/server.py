@@ -67,6 +67,8 @@ async def github_middleware(
     if fault is not None:
         sim.accounting.faults_injected[f"{fault.kind} {key}"] += 1
         if fault.kind in {"delay", "hang"}:
+            # The request has fully arrived (a client that dies now has still sent its write).
+            await request.read()
             await asyncio.sleep(fault.seconds or (3600 if fault.kind == "hang" else 0))
         elif fault.kind == "status":
             sim.accounting.statuses[str(fault.status)] += 1
