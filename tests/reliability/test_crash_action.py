@@ -24,7 +24,11 @@ HOLD_SECONDS = 4
 def bot_comments(sim: Any, number: int) -> list[Any]:
     repo = sim.sim.state.repo("acme", "widgets")
     return sorted(
-        (c for c in repo.comments.values() if c.issue_number == number and c.user.endswith("[bot]")),
+        (
+            c
+            for c in repo.comments.values()
+            if c.issue_number == number and c.user.endswith("[bot]")
+        ),
         key=lambda c: c.id,
     )
 
