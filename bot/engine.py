@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bot.commands import CommandDesk
 from bot.config_loader import ConfigLoader, stored_config
 from bot.escalation import open_job
 from bot.executor import (
@@ -40,18 +41,21 @@ from bot.executor import (
     Stop,
     WritePacer,
 )
+from bot.families import FamilyWatch
 from bot.github import GitHubApp
 from ledger import candidates as ledger_candidates
 from ledger import decisions, history, pulls, repositories
 from ledger.db import Ledger
 from ledger.models import CandidateOutcome, PullRequest, Repository
 from policies.config import Config
+from policies.history import PullRequestHistory
 from policies.snapshot import PullRequestSnapshot, snapshot_from_json
 from policies.triage import Candidate, CandidateKind, Decision, Suppression, decide
 
 log = logging.getLogger("prsteward.engine")
 
 FULL_EVALUATION_INTERVAL = timedelta(minutes=15)
+VIEW_BATCH = 200  # PRs whose ledger history is loaded together
 
 
 def utcnow() -> datetime:
@@ -105,6 +109,38 @@ def candidate_details(candidate: Candidate, head_sha: str) -> dict[str, Any]:
     return details
 
 
+def evaluation_changed(
+    pull: PullRequest, last_notes: tuple[str, ...] | None, evaluation: decisions.Evaluation
+) -> bool:
+    """Whether ``record_evaluation`` has anything to write (it checks again, in its
+    transaction); most PRs on most cycles have not changed."""
+    notes = tuple(sorted(set(evaluation.notes)))
+    return (
+        pull.tier != evaluation.tier
+        or pull.whose_turn != evaluation.turn
+        or pull.whose_turn_reason != evaluation.turn_reason
+        or (last_notes is None and bool(notes))
+        or (last_notes is not None and tuple(sorted(last_notes)) != notes)
+    )
+
+
+def already_recorded(past: PullRequestHistory, proposals: list[ledger_candidates.Proposal]) -> bool:
+    """Every proposal's key already has its latest row with the same settled outcome (not
+    pending or failed, which may be performed again): syncing would write and perform nothing."""
+    latest = {record.key: record.outcome for record in past.candidates}  # oldest first
+    unsettled = (CandidateOutcome.PENDING.value, CandidateOutcome.FAILED.value)
+    for proposal in proposals:
+        outcome = latest.get(proposal.key)
+        if outcome is None or outcome in unsettled:
+            return False
+        if proposal.outcome == CandidateOutcome.PENDING.value:
+            if proposal.repeatable or outcome not in ledger_candidates.DONE_OUTCOMES:
+                return False
+        elif outcome != proposal.outcome:
+            return False
+    return True
+
+
 def sticky_text_came_back(candidate: Candidate) -> bool:
     """A status-comment edit the policies call a duplicate only because the same text was shown
     once before (red -> green -> red -> green at one head). The sticky comment is deduped by the
@@ -132,6 +168,8 @@ class Engine:
     config_loader: ConfigLoader | None = None
     clock: Callable[[], datetime] = utcnow
     full_interval: timedelta = FULL_EVALUATION_INTERVAL
+    families: FamilyWatch | None = None  # same-shape families (issue 14): gate escalations
+    commands: CommandDesk | None = None  # /prsteward commands (issue 12): taken, answered
     _last_full: dict[str, datetime] = field(default_factory=dict)
 
     async def _config(self, row: Repository, now: datetime) -> Config:
@@ -152,36 +190,58 @@ class Engine:
         return await self._evaluate(row, pull, config, now)
 
     async def _evaluate(
-        self, row: Repository, pull: PullRequest, config: Config, now: datetime
+        self,
+        row: Repository,
+        pull: PullRequest,
+        config: Config,
+        now: datetime,
+        view: history.PullView | None = None,
+        boundaries: dict[str, Any] | None = None,
     ) -> PullEvaluation:
         assert row.id is not None and pull.id is not None and pull.snapshot is not None
         snapshot = snapshot_from_json(pull.snapshot)
         key = history.PullKey(pull.id, row.id, row.installation_id)
-        past = await history.load_history(self.db, key, now)
-        spend = await history.load_spend(self.db, key, now)
+        taken: tuple[Any, ...] = ()
+        if self.commands is not None:
+            taken = await self.commands.take(row, pull, key, snapshot, config, now)
+            view = None if taken else view  # a command changed the history: read it again
+        if view is None:
+            views = await history.load_views(self.db, row.id, row.installation_id, [pull.id], now)
+            view = views[pull.id]
+        past, spend = view.history, view.spend
         decision = decide(snapshot, past, config, spend, now, frozenset(config.maintainers))
-        written = await decisions.record_evaluation(
-            self.db,
-            key,
-            decisions.Evaluation(
-                tier=decision.tier.tier.value,
-                tier_rule_id=decision.tier.rule_id,
-                tier_reason=decision.tier.reason,
-                turn=decision.turn.turn.value,
-                turn_rule_id=decision.turn.rule_id,
-                turn_reason=decision.turn.reason,
-                notes=decision.notes,
-                head_sha=snapshot.head_sha,
-            ),
-            now,
+        if self.families is not None:
+            decision = await self.families.gate(
+                row,
+                pull,
+                snapshot,
+                config,
+                past,
+                decision,
+                now,
+                acting=effective_mode(config, row) == "act" and self.executor is not None,
+            )
+        evaluation = decisions.Evaluation(
+            tier=decision.tier.tier.value,
+            tier_rule_id=decision.tier.rule_id,
+            tier_reason=decision.tier.reason,
+            turn=decision.turn.turn.value,
+            turn_rule_id=decision.turn.rule_id,
+            turn_reason=decision.turn.reason,
+            notes=decision.notes,
+            head_sha=snapshot.head_sha,
         )
+        written: list[str] = []
+        if evaluation_changed(pull, view.last_notes, evaluation):  # a quiet PR costs no write
+            written = await decisions.record_evaluation(self.db, key, evaluation, now)
         mode = effective_mode(config, row)
         acting = mode == "act" and self.executor is not None and row.installation_id is not None
-        boundaries = (
-            await ledger_candidates.active_boundaries(self.db, row.installation_id, row.id)
-            if acting
-            else {}
-        )
+        if boundaries is None:
+            boundaries = (
+                await ledger_candidates.active_boundaries(self.db, row.installation_id, row.id)
+                if acting
+                else {}
+            )
         proposals = []
         for candidate in decision.candidates:
             outcome, reason, boundary_id = self._outcome(candidate, acting, boundaries)
@@ -198,7 +258,11 @@ class Engine:
                     repeatable=candidate.kind is CandidateKind.STATUS_COMMENT,
                 )
             )
-        synced = await ledger_candidates.sync_candidates(self.db, key, proposals, now)
+        synced = (
+            ledger_candidates.SyncResult((), ())
+            if already_recorded(past, proposals)
+            else await ledger_candidates.sync_candidates(self.db, key, proposals, now)
+        )
         performed: list[Performed] = []
         stopped: str | None = None
         if acting and synced.to_perform:
@@ -223,6 +287,18 @@ class Engine:
                 performed.append(done)
                 if done.sticky_comment_id is not None:
                     context = replace(context, sticky_comment_id=done.sticky_comment_id)
+        if self.commands is not None:
+            await self.commands.answer(
+                taken,
+                row=row,
+                key=key,
+                snapshot=snapshot,
+                config=config,
+                decision=decision,
+                acting=acting,
+                performed=performed,
+                now=now,
+            )
         return PullEvaluation(
             row.full_name,
             pull.number,
@@ -267,15 +343,32 @@ class Engine:
         config = await self._config(row, now)
         row = await repositories.get_repository(self.db, repository) or row
         self._last_full[repository] = now
+        assert row.id is not None
         skipped = set(skip)
+        todo = [
+            p
+            for p in await pulls.list_open(self.db, repository)
+            if p.snapshot is not None and p.number not in skipped and p.id is not None
+        ]
+        boundaries = (
+            await ledger_candidates.active_boundaries(self.db, row.installation_id, row.id)
+            if effective_mode(config, row) == "act"
+            else {}
+        )
         results: list[PullEvaluation] = []
-        for pull in await pulls.list_open(self.db, repository):
-            if pull.snapshot is None or pull.number in skipped:
-                continue
-            evaluation = await self._evaluate(row, pull, config, now)
-            results.append(evaluation)
-            if evaluation.stopped:
-                break
+        for start in range(0, len(todo), VIEW_BATCH):
+            batch = todo[start : start + VIEW_BATCH]
+            views = await history.load_views(
+                self.db, row.id, row.installation_id, [p.id for p in batch if p.id is not None], now
+            )
+            for pull in batch:
+                assert pull.id is not None
+                evaluation = await self._evaluate(
+                    row, pull, config, now, views[pull.id], boundaries
+                )
+                results.append(evaluation)
+                if evaluation.stopped:
+                    return results
         return results
 
     async def after_reconcile(self, results: Iterable[Any]) -> list[PullEvaluation]:
@@ -322,7 +415,8 @@ def engine_for_app(
         escalate=escalate if escalate is not None else open_job_hook,
     )
     loader = ConfigLoader(app, db, clock=clock)
-    return Engine(db, executor, loader, clock=clock, full_interval=full_interval)
+    families = FamilyWatch(db, app.installation)
+    return Engine(db, executor, loader, clock=clock, full_interval=full_interval, families=families)
 
 
 async def open_job_hook(

@@ -80,6 +80,7 @@ class Suppression(StrEnum):
     INTENT_TO_MERGE = "intent_to_merge"
     OBJECTION = "objection"
     IN_FLIGHT = "in_flight"
+    FAMILY = "family"  # a same-shape family stops this member (bot/families.py, issue 14)
 
 
 _BLOCK_TO_SUPPRESSION = {
