@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import func, or_, select, update
 
 from ledger.db import Ledger
-from ledger.history import PullKey
+from ledger.history import PullKey, read_session
 from ledger.models import (
     Action,
     Candidate,
@@ -74,6 +74,67 @@ class SyncResult:
     written: tuple[tuple[str, str], ...]  # (key, outcome) rows appended this cycle
 
 
+async def _latest(
+    session: Any, key: PullKey, keys: list[str]
+) -> tuple[dict[str, tuple[int, str]], dict[int, int]]:
+    """The latest row (id, outcome) of each key on the PR, and failed actions per retryable row."""
+    candidates_t, actions_t = table_of(Candidate).c, table_of(Action).c
+    rows = (
+        await session.execute(
+            select(candidates_t.id, candidates_t.dedupe_key, candidates_t.outcome)
+            .where(
+                candidates_t.pull_request_id == key.pull_request_id,
+                candidates_t.dedupe_key.in_(keys),
+            )
+            .order_by(candidates_t.id)
+        )
+    ).all()
+    latest: dict[str, tuple[int, str]] = {}
+    for row in rows:
+        latest[row.dedupe_key] = (int(row.id), str(row.outcome))
+    retry_ids = [cid for cid, outcome in latest.values() if outcome in (PENDING, FAILED)]
+    failures: dict[int, int] = {}
+    if retry_ids:
+        counted = await session.execute(
+            select(actions_t.candidate_id, func.count())
+            .where(actions_t.candidate_id.in_(retry_ids), actions_t.status == "failed")
+            .group_by(actions_t.candidate_id)
+        )
+        failures = {int(r[0]): int(r[1]) for r in counted.all()}
+    return latest, failures
+
+
+def _plan(
+    proposals: Sequence[Proposal],
+    latest: dict[str, tuple[int, str]],
+    failures: dict[int, int],
+    max_attempts: int,
+) -> tuple[list[ToPerform | Proposal], bool]:
+    """In proposal order: an existing row to perform again, or a proposal to insert (performed
+    when pending). Returns the plan and whether it inserts anything."""
+    plan: list[ToPerform | Proposal] = []
+    inserts = False
+    seen: dict[str, str] = {}
+    for proposal in proposals:
+        current = latest.get(proposal.key)
+        if proposal.key in seen:
+            continue  # the same key twice in one decision: once is enough
+        seen[proposal.key] = proposal.outcome
+        if proposal.outcome == PENDING:
+            if current is not None and current[1] in DONE_OUTCOMES and not proposal.repeatable:
+                continue  # performed already (the policies call it a duplicate next time)
+            if current is not None and current[1] in (PENDING, FAILED):
+                attempts = failures.get(current[0], 0)
+                if attempts < max_attempts:
+                    plan.append(ToPerform(current[0], proposal.key, attempts))
+                continue
+        elif current is not None and current[1] == proposal.outcome:
+            continue  # nothing changed: a quiet cycle writes nothing
+        plan.append(proposal)
+        inserts = True
+    return plan, inserts
+
+
 async def sync_candidates(
     db: Ledger,
     key: PullKey,
@@ -82,73 +143,49 @@ async def sync_candidates(
     max_attempts: int = MAX_ATTEMPTS,
 ) -> SyncResult:
     """Record the proposals of one decision (writing only what changed) and return the rows to
-    perform. One transaction."""
+    perform. Reads first in a read-only transaction; opens a write transaction (and decides
+    again inside it) only when there is something to insert."""
     if not proposals:
         return SyncResult((), ())
-    candidates_t, actions_t = table_of(Candidate).c, table_of(Action).c
-    boundaries_t = table_of(PermissionBoundary)
     keys = sorted({p.key for p in proposals})
+    async with read_session(db) as session:
+        latest, failures = await _latest(session, key, keys)
+    plan, inserts = _plan(proposals, latest, failures, max_attempts)
+    if not inserts:
+        return SyncResult(tuple(p for p in plan if isinstance(p, ToPerform)), ())
+    boundaries_t = table_of(PermissionBoundary)
     to_perform: list[ToPerform] = []
     written: list[tuple[str, str]] = []
     async with db.transaction() as session:
-        rows = (
-            await session.execute(
-                select(candidates_t.id, candidates_t.dedupe_key, candidates_t.outcome)
-                .where(
-                    candidates_t.pull_request_id == key.pull_request_id,
-                    candidates_t.dedupe_key.in_(keys),
-                )
-                .order_by(candidates_t.id)
-            )
-        ).all()
-        latest: dict[str, tuple[int, str]] = {}
-        for row in rows:
-            latest[row.dedupe_key] = (int(row.id), str(row.outcome))
-        retry_ids = [cid for cid, outcome in latest.values() if outcome in (PENDING, FAILED)]
-        failures: dict[int, int] = {}
-        if retry_ids:
-            counted = await session.execute(
-                select(actions_t.candidate_id, func.count())
-                .where(actions_t.candidate_id.in_(retry_ids), actions_t.status == "failed")
-                .group_by(actions_t.candidate_id)
-            )
-            failures = {int(r[0]): int(r[1]) for r in counted.all()}
-        for proposal in proposals:
-            current = latest.get(proposal.key)
-            if proposal.outcome == PENDING:
-                if current is not None and current[1] in DONE_OUTCOMES and not proposal.repeatable:
-                    continue  # performed already (the policies call it a duplicate next time)
-                if current is not None and current[1] in (PENDING, FAILED):
-                    attempts = failures.get(current[0], 0)
-                    if attempts < max_attempts:
-                        to_perform.append(ToPerform(current[0], proposal.key, attempts))
-                    continue
-            elif current is not None and current[1] == proposal.outcome:
-                continue  # nothing changed: a quiet cycle writes nothing
+        latest, failures = await _latest(session, key, keys)
+        plan, _ = _plan(proposals, latest, failures, max_attempts)
+        for item in plan:
+            if isinstance(item, ToPerform):
+                to_perform.append(item)
+                continue
             inserted = Candidate(
-                dedupe_key=proposal.key,
+                dedupe_key=item.key,
                 repository_id=key.repository_id,
                 pull_request_id=key.pull_request_id,
-                kind=proposal.kind,
-                rule_id=proposal.rule_id,
-                reason=proposal.reason,
-                outcome=proposal.outcome,
-                outcome_reason=proposal.outcome_reason,
-                details=proposal.details,
+                kind=item.kind,
+                rule_id=item.rule_id,
+                reason=item.reason,
+                outcome=item.outcome,
+                outcome_reason=item.outcome_reason,
+                details=item.details,
                 created_at=now,
-                decided_at=None if proposal.outcome == PENDING else now,
+                decided_at=None if item.outcome == PENDING else now,
             )
             session.add(inserted)
             await session.flush()
             assert inserted.id is not None
-            latest[proposal.key] = (inserted.id, proposal.outcome)
-            written.append((proposal.key, proposal.outcome))
-            if proposal.outcome == PENDING:
-                to_perform.append(ToPerform(inserted.id, proposal.key, 0))
-            if proposal.boundary_id is not None:
+            written.append((item.key, item.outcome))
+            if item.outcome == PENDING:
+                to_perform.append(ToPerform(inserted.id, item.key, 0))
+            if item.boundary_id is not None:
                 await session.execute(
                     update(boundaries_t)
-                    .where(boundaries_t.c.id == proposal.boundary_id)
+                    .where(boundaries_t.c.id == item.boundary_id)
                     .values(suppressed_count=boundaries_t.c.suppressed_count + 1)
                 )
     return SyncResult(tuple(to_perform), tuple(written))

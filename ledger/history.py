@@ -19,13 +19,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.db import READ_ONLY, Ledger
 from ledger.models import (
     Action,
     Candidate,
+    Decision,
     EscalationAttempt,
     EscalationJob,
     MaintainerCommand,
@@ -78,7 +79,7 @@ class PullKey:
 
 
 @asynccontextmanager
-async def _reading(db: Ledger) -> AsyncIterator[AsyncSession]:
+async def read_session(db: Ledger) -> AsyncIterator[AsyncSession]:
     """One read-only transaction (a plain BEGIN on SQLite: never blocks writers)."""
     async with db.engine.connect() as connection:
         await connection.execution_options(**READ_ONLY)
@@ -147,101 +148,188 @@ def _committed(kind_column: Any, amount: Any) -> Any:
     )
 
 
-async def _jobs(
-    session: Any, statement: Select[tuple[EscalationJob, int]]
-) -> list[tuple[EscalationJob, int]]:
-    return [(row[0], int(row[1])) for row in (await session.execute(statement)).all()]
+CHUNK = 400  # ids per IN (...) list
 
 
-async def load_history(db: Ledger, key: PullKey, now: datetime) -> PullRequestHistory:
-    """Everything the ledger knows about this PR that the snapshot does not say."""
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    return [list(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+
+
+@dataclass(frozen=True, slots=True)
+class PullView:
+    """What the engine needs from the ledger about one PR besides its snapshot."""
+
+    history: PullRequestHistory
+    spend: SpendSummary
+    last_notes: tuple[str, ...] | None  # the stop-loss notes last recorded (None: never)
+
+
+async def load_views(
+    db: Ledger,
+    repository_id: int,
+    installation_id: int | None,
+    pull_request_ids: Sequence[int],
+    now: datetime,
+) -> dict[int, PullView]:
+    """History, spend and last stop-loss notes of many PRs of one repository, in one read-only
+    transaction and a fixed number of queries (not a number per PR)."""
+    ids = sorted(set(pull_request_ids))
+    if not ids:
+        return {}
     candidates_t, actions_t = table_of(Candidate).c, table_of(Action).c
     jobs_t, spend_t, pulls_t = table_of(EscalationJob).c, table_of(Spend).c, table_of(PullRequest).c
     attempts_t, commands_t = table_of(EscalationAttempt).c, table_of(MaintainerCommand).c
-    async with _reading(db) as session:
-        pull = await session.get(PullRequest, key.pull_request_id)
-        candidate_rows = (
-            await session.execute(
+    decisions_t = table_of(Decision).c
+    pull_rows: dict[int, PullRequest] = {}
+    candidate_rows: dict[int, list[Any]] = {i: [] for i in ids}
+    actions: dict[int, list[Action]] = {i: [] for i in ids}
+    pr_jobs: dict[int, list[tuple[EscalationJob, int]]] = {i: [] for i in ids}
+    escalate_comment: dict[int, int] = {}
+    last_notes: dict[int, tuple[str, ...]] = {}
+    pr_spend: dict[int, tuple[float, int]] = {}
+    async with read_session(db) as session:
+        number_of = select(pulls_t.number).where(pulls_t.id == jobs_t.pull_request_id)
+        for chunk in _chunks(ids):
+            for pull in (
+                await session.execute(select(PullRequest).where(pulls_t.id.in_(chunk)))
+            ).scalars():
+                assert pull.id is not None
+                pull_rows[pull.id] = pull
+            rows = await session.execute(
                 select(
-                    candidates_t.id,
+                    candidates_t.pull_request_id,
                     candidates_t.dedupe_key,
                     candidates_t.kind,
                     candidates_t.outcome,
                     candidates_t.created_at,
                     candidates_t.decided_at,
-                    candidates_t.details,
                 )
-                .where(candidates_t.pull_request_id == key.pull_request_id)
+                .where(candidates_t.pull_request_id.in_(chunk))
                 .order_by(candidates_t.id)
             )
-        ).all()
-        action_rows = (
-            await session.execute(
+            for row in rows.all():
+                candidate_rows[int(row.pull_request_id)].append(row)
+            done = await session.execute(
                 select(Action)
-                .where(
-                    actions_t.pull_request_id == key.pull_request_id,
-                    actions_t.status == ACTION_DONE,
-                )
+                .where(actions_t.pull_request_id.in_(chunk), actions_t.status == ACTION_DONE)
                 .order_by(actions_t.performed_at, actions_t.id)
             )
-        ).scalars()
-        actions = list(action_rows)
-        number_of = select(pulls_t.number).where(pulls_t.id == jobs_t.pull_request_id)
-        pr_jobs = await _jobs(
-            session,
-            select(EscalationJob, number_of.scalar_subquery())
-            .where(jobs_t.pull_request_id == key.pull_request_id)
-            .order_by(jobs_t.created_at, jobs_t.id),
-        )
-        repo_jobs = await _jobs(
-            session,
-            select(EscalationJob, number_of.scalar_subquery())
-            .where(
-                jobs_t.repository_id == key.repository_id,
-                jobs_t.created_at >= now - REPOSITORY_JOBS_WINDOW,
+            for action in done.scalars():
+                if action.pull_request_id is not None:
+                    actions[action.pull_request_id].append(action)
+            jobs = await session.execute(
+                select(EscalationJob, number_of.scalar_subquery())
+                .where(jobs_t.pull_request_id.in_(chunk))
+                .order_by(jobs_t.created_at, jobs_t.id)
             )
-            .order_by(jobs_t.created_at.desc(), jobs_t.id.desc())
-            .limit(REPOSITORY_JOBS_LIMIT),
-        )
+            for job_row in jobs.all():
+                pr_jobs[job_row[0].pull_request_id].append((job_row[0], int(job_row[1])))
+            commands = await session.execute(
+                select(commands_t.pull_request_id, commands_t.comment_id)
+                .where(
+                    commands_t.pull_request_id.in_(chunk),
+                    commands_t.command == "escalate",
+                    commands_t.accepted.is_(True),
+                    commands_t.effect.is_(None),
+                )
+                .order_by(commands_t.at, commands_t.id)
+            )
+            for command in commands.all():
+                escalate_comment[int(command[0])] = int(command[1])
+            notes = await session.execute(
+                select(decisions_t.pull_request_id, decisions_t.details)
+                .where(decisions_t.pull_request_id.in_(chunk), decisions_t.kind == "stop_loss")
+                .order_by(decisions_t.decided_at, decisions_t.id)
+            )
+            for note in notes.all():
+                details = note[1] if isinstance(note[1], dict) else {}
+                last_notes[int(note[0])] = tuple(str(n) for n in details.get("notes") or ())
+            sums = await session.execute(
+                select(
+                    spend_t.pull_request_id,
+                    _committed(spend_t.kind, spend_t.dollars),
+                    _committed(spend_t.kind, spend_t.tokens_in + spend_t.tokens_out),
+                )
+                .where(spend_t.pull_request_id.in_(chunk))
+                .group_by(spend_t.pull_request_id)
+            )
+            pr_spend.update({int(r[0]): (float(r[1]), int(r[2])) for r in sums.all()})
+        repo_jobs = [
+            (row[0], int(row[1]))
+            for row in (
+                await session.execute(
+                    select(EscalationJob, number_of.scalar_subquery())
+                    .where(
+                        jobs_t.repository_id == repository_id,
+                        jobs_t.created_at >= now - REPOSITORY_JOBS_WINDOW,
+                    )
+                    .order_by(jobs_t.created_at.desc(), jobs_t.id.desc())
+                    .limit(REPOSITORY_JOBS_LIMIT)
+                )
+            ).all()
+        ]
         repo_jobs.reverse()
-        job_ids = sorted({job.id for job, _ in pr_jobs + repo_jobs if job.id is not None})
+        job_ids = sorted(
+            {job.id for job, _ in repo_jobs if job.id is not None}
+            | {job.id for jobs_of in pr_jobs.values() for job, _ in jobs_of if job.id is not None}
+        )
         spent: dict[int, tuple[float, int]] = {}
         last_attempt: dict[int, EscalationAttempt] = {}
-        if job_ids:
+        for chunk in _chunks(job_ids):
             spend_rows = await session.execute(
                 select(
                     spend_t.job_id,
                     _committed(spend_t.kind, spend_t.dollars),
                     _committed(spend_t.kind, spend_t.tokens_in + spend_t.tokens_out),
                 )
-                .where(spend_t.job_id.in_(job_ids))
+                .where(spend_t.job_id.in_(chunk))
                 .group_by(spend_t.job_id)
             )
-            spent = {int(r[0]): (float(r[1]), int(r[2])) for r in spend_rows.all()}
+            spent.update({int(r[0]): (float(r[1]), int(r[2])) for r in spend_rows.all()})
             attempts = await session.execute(
                 select(EscalationAttempt)
-                .where(attempts_t.job_id.in_(job_ids))
+                .where(attempts_t.job_id.in_(chunk))
                 .order_by(attempts_t.started_at, attempts_t.id)
             )
             for attempt in attempts.scalars():
                 last_attempt[attempt.job_id] = attempt
-        escalate = await session.execute(
-            select(commands_t.comment_id)
-            .where(
-                commands_t.pull_request_id == key.pull_request_id,
-                commands_t.command == "escalate",
-                commands_t.accepted.is_(True),
-                commands_t.effect.is_(None),
-            )
-            .order_by(commands_t.at.desc())
-            .limit(1)
-        )
-        escalate_comment_id = escalate.scalar_one_or_none()
+        scopes = await _scope_spend(session, repository_id, installation_id, now)
 
     def record(job: EscalationJob, number: int) -> JobRecord:
         job_id = job.id if job.id is not None else -1
         return _job_record(job, number, spent.get(job_id, (0.0, 0)), last_attempt.get(job_id))
 
+    repository_jobs = tuple(record(job, number) for job, number in repo_jobs)
+    views: dict[int, PullView] = {}
+    for pull_id in ids:
+        history = _history(
+            pull_rows.get(pull_id),
+            candidate_rows[pull_id],
+            actions[pull_id],
+            tuple(record(job, number) for job, number in pr_jobs[pull_id]),
+            repository_jobs,
+            escalate_comment.get(pull_id),
+        )
+        dollars, tokens = pr_spend.get(pull_id, (0.0, 0))
+        spend = SpendSummary(
+            pr_dollars=dollars,
+            repository_today_dollars=scopes[0],
+            installation_today_dollars=scopes[1],
+            installation_last_hour_dollars=scopes[2],
+            pr_tokens=tokens,
+        )
+        views[pull_id] = PullView(history, spend, last_notes.get(pull_id))
+    return views
+
+
+def _history(
+    pull: PullRequest | None,
+    candidate_rows: Sequence[Any],
+    actions: Sequence[Action],
+    jobs: tuple[JobRecord, ...],
+    repository_jobs: tuple[JobRecord, ...],
+    escalate_comment_id: int | None,
+) -> PullRequestHistory:
     records = tuple(
         CandidateRecord(
             key=row.dedupe_key,
@@ -274,8 +362,8 @@ async def load_history(db: Ledger, key: PullKey, now: datetime) -> PullRequestHi
             labels.remove(str(label))
     return PullRequestHistory(
         candidates=records,
-        jobs=tuple(record(job, number) for job, number in pr_jobs),
-        repository_jobs=tuple(record(job, number) for job, number in repo_jobs),
+        jobs=jobs,
+        repository_jobs=repository_jobs,
         last_bot_action_at=_latest(a.performed_at for a in actions),
         last_comment_at=_latest(a.performed_at for a in actions if a.kind in NEW_COMMENT_ACTIONS),
         tier=pull.tier if pull is not None else None,
@@ -285,12 +373,18 @@ async def load_history(db: Ledger, key: PullKey, now: datetime) -> PullRequestHi
         commands=Commands(
             frozen=bool(pull is not None and pull.frozen),
             paused=bool(pull is not None and pull.paused),
-            escalate_comment_id=int(escalate_comment_id) if escalate_comment_id else None,
+            escalate_comment_id=escalate_comment_id,
         ),
         sticky_comment_id=pull.sticky_comment_id if pull is not None else None,
         sticky_content_hash=sticky_hash,
         labels_added_by_bot=tuple(labels),
     )
+
+
+async def load_history(db: Ledger, key: PullKey, now: datetime) -> PullRequestHistory:
+    """Everything the ledger knows about this PR that the snapshot does not say."""
+    views = await load_views(db, key.repository_id, key.installation_id, [key.pull_request_id], now)
+    return views[key.pull_request_id].history
 
 
 def _latest(moments: Any) -> datetime | None:
@@ -302,53 +396,40 @@ def _start_of_day(now: datetime) -> datetime:
     return now.replace(hour=0, minute=0, second=0, microsecond=0)
 
 
+async def _scope_spend(
+    session: AsyncSession, repository_id: int, installation_id: int | None, now: datetime
+) -> tuple[float, float | None, float | None]:
+    """Committed dollars: the repository today (UTC), the installation today and in the last
+    hour (None, unknown, when the repository has no installation: fails closed)."""
+    spend_t = table_of(Spend).c
+    dollars = _committed(spend_t.kind, spend_t.dollars)
+    today = _start_of_day(now)
+    repo_today = (
+        await session.execute(
+            select(dollars).where(spend_t.repository_id == repository_id, spend_t.at >= today)
+        )
+    ).scalar_one()
+    if installation_id is None:
+        return float(repo_today), None, None
+    installation_today = (
+        await session.execute(
+            select(dollars).where(spend_t.installation_id == installation_id, spend_t.at >= today)
+        )
+    ).scalar_one()
+    installation_hour = (
+        await session.execute(
+            select(dollars).where(
+                spend_t.installation_id == installation_id,
+                spend_t.at >= now - timedelta(hours=1),
+            )
+        )
+    ).scalar_one()
+    return float(repo_today), float(installation_today), float(installation_hour)
+
+
 async def load_spend(db: Ledger, key: PullKey, now: datetime) -> SpendSummary:
     """Dollars committed per scope: this PR, the repository today (UTC), the installation today
     and in the last hour. The installation scopes are None (unknown, which fails closed) when the
     repository has no installation."""
-    spend_t = table_of(Spend).c
-    dollars = _committed(spend_t.kind, spend_t.dollars)
-    tokens = _committed(spend_t.kind, spend_t.tokens_in + spend_t.tokens_out)
-    today = _start_of_day(now)
-    async with _reading(db) as session:
-        pr = (
-            await session.execute(
-                select(dollars, tokens).where(spend_t.pull_request_id == key.pull_request_id)
-            )
-        ).one()
-        repo_today = (
-            await session.execute(
-                select(dollars).where(
-                    spend_t.repository_id == key.repository_id, spend_t.at >= today
-                )
-            )
-        ).scalar_one()
-        installation_today: Any = None
-        installation_hour: Any = None
-        if key.installation_id is not None:
-            installation_today = (
-                await session.execute(
-                    select(dollars).where(
-                        spend_t.installation_id == key.installation_id, spend_t.at >= today
-                    )
-                )
-            ).scalar_one()
-            installation_hour = (
-                await session.execute(
-                    select(dollars).where(
-                        spend_t.installation_id == key.installation_id,
-                        spend_t.at >= now - timedelta(hours=1),
-                    )
-                )
-            ).scalar_one()
-    return SpendSummary(
-        pr_dollars=float(pr[0]),
-        repository_today_dollars=float(repo_today),
-        installation_today_dollars=(
-            float(installation_today) if installation_today is not None else None
-        ),
-        installation_last_hour_dollars=(
-            float(installation_hour) if installation_hour is not None else None
-        ),
-        pr_tokens=int(pr[1]),
-    )
+    views = await load_views(db, key.repository_id, key.installation_id, [key.pull_request_id], now)
+    return views[key.pull_request_id].spend
