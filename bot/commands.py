@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -40,7 +40,7 @@ from ledger.history import PullKey
 from ledger.models import CandidateOutcome, PullRequest, Repository
 from policies.commands import CommandName, ParsedCommand, parse_commands
 from policies.config import Config, TriggerKind
-from policies.snapshot import WRITE_ASSOCIATIONS, PullRequestSnapshot
+from policies.snapshot import AuthorAssociation, PullRequestSnapshot
 from policies.triage import CandidateKind, Decision, content_hash, render_status
 from policies.triggers import COMMAND_PREFIX, is_app, is_bot
 
@@ -171,28 +171,36 @@ class CommandDesk:
 
     # -- before decide ----------------------------------------------------------------------
 
-    async def _maintainers(
+    async def _judge_authors(
         self, row: Repository, snapshot: PullRequestSnapshot, config: Config, recorded: set[int]
-    ) -> frozenset[str]:
-        """``config.maintainers`` plus authors of new commands confirmed through the API."""
+    ) -> tuple[PullRequestSnapshot, frozenset[str]]:
+        """The snapshot and maintainers to judge new commands with: authors whose association
+        does not show write access (CONTRIBUTOR...) are confirmed through the
+        collaborator-permission API, and so are COLLABORATORs (an invited read-only collaborator
+        has that association too: without write permission their comment counts as NONE)."""
         confirmed = set(config.maintainers)
         if self.client_for is None or row.installation_id is None:
-            return frozenset(confirmed)
+            return snapshot, frozenset(confirmed)
         client = self.client_for(row.installation_id, config)
+        comments = []
         for comment in snapshot.comments:
             author = comment.author
-            if (
+            asks = not (
                 comment.id in recorded
                 or COMMAND_PREFIX not in comment.body.lower()
-                or author.association in WRITE_ASSOCIATIONS
-                or author.login in confirmed
+                or author.association in (AuthorAssociation.OWNER, AuthorAssociation.MEMBER)
+                or author.login in config.maintainers
                 or is_app(author.login, config)
                 or is_bot(author)
-            ):
-                continue
-            if await self.permissions.has_write(client, row.full_name, author.login):
+            )
+            if asks and await self.permissions.has_write(client, row.full_name, author.login):
                 confirmed.add(author.login)
-        return frozenset(confirmed)
+            elif asks and author.association is AuthorAssociation.COLLABORATOR:
+                comment = replace(
+                    comment, author=replace(author, association=AuthorAssociation.NONE)
+                )
+            comments.append(comment)
+        return replace(snapshot, comments=tuple(comments)), frozenset(confirmed)
 
     async def take(
         self,
@@ -211,9 +219,9 @@ class CommandDesk:
             f"{snapshot.repository}#{snapshot.number}:command:{comment_id}"
             for comment_id in recorded
         )
-        maintainers = await self._maintainers(row, snapshot, config, recorded)
+        judged, maintainers = await self._judge_authors(row, snapshot, config, recorded)
         handled: list[Handled] = []
-        for parsed in parse_commands(snapshot, config, maintainers, done):
+        for parsed in parse_commands(judged, config, maintainers, done):
             command_id = await ledger_commands.record_command(
                 self.db,
                 key,
