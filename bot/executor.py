@@ -267,6 +267,10 @@ class GitHubActions:
             first = errors[0] if isinstance(errors[0], dict) else {"message": str(errors[0])}
             status = 403 if first.get("type") == "FORBIDDEN" else 422
             raise ActionFailed(status, str(first.get("message") or first))
+        data = payload.get("data") if isinstance(payload, dict) else None
+        result = (data or {}).get("convertPullRequestToDraft") or {}
+        if not (result.get("pullRequest") or {}).get("isDraft"):
+            raise ActionFailed(422, f"GitHub did not convert the PR to a draft: {payload!r:.300}")
 
     async def close_pull(self, repository: str, number: int) -> None:
         response = await self.client.request(
