@@ -32,15 +32,15 @@ class RecordingHook:
         return None
 
 
-def scenario(mode: str = "act") -> dict[str, Any]:
-    family = same_shape_family(1, count=20, checks=CHECKS)
-    controls = [{**spec, "checks": CHECKS} for spec in counter_title_controls(21, count=5)]
-    return acting_scenario(mode=mode, pulls=family + controls)
+def scenario(mode: str = "act", count: int = 20, controls: int = 5) -> dict[str, Any]:
+    family = same_shape_family(1, count=count, checks=CHECKS)
+    others = [{**spec, "checks": CHECKS} for spec in counter_title_controls(21, count=controls)]
+    return acting_scenario(mode=mode, pulls=family + others)
 
 
-async def build(acting_world: Any, mode: str = "act") -> tuple[Any, RecordingHook]:
+async def build(acting_world: Any, mode: str = "act", **sizes: int) -> tuple[Any, RecordingHook]:
     hook = RecordingHook()
-    world = await acting_world(scenario(mode), escalate=hook)
+    world = await acting_world(scenario(mode, **sizes), escalate=hook)
     world.engine.families = FamilyWatch(world.db, world.app.installation)
     await world.sync()
     return world, hook
@@ -108,15 +108,15 @@ async def test_family_of_20_escalates_5_and_keeps_one_consolidation_issue(
 
 
 async def test_new_head_sha_is_read_once_more(acting_world: Any) -> None:
-    world, _ = await build(acting_world, mode="shadow")
+    world, _ = await build(acting_world, mode="shadow", count=4, controls=0)
     await world.evaluate()
-    await world.control.event("push", repo="acme/widgets", pr=7)
+    await world.control.event("push", repo="acme/widgets", pr=3)
     await world.sync()
     await world.evaluate()
     await world.evaluate()
     accounting = await world.control.accounting()
-    assert accounting["requests"][FILES] == 26
-    assert await ledger_families.count_fingerprints(world.db) == 26
+    assert accounting["requests"][FILES] == 5
+    assert await ledger_families.count_fingerprints(world.db) == 5
     assert ISSUES not in accounting["writes"]  # shadow mode writes nothing
     (family,) = await ledger_families.list_families(world.db)
     assert family.tracking_issue_number is None and family.details["shadow_issue_hash"]
