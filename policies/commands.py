@@ -29,11 +29,13 @@ class CommandName(StrEnum):
     ESCALATE = "escalate"
     EXPLAIN = "explain"
     BUDGET = "budget"
+    FAMILY = "family"  # family continue | close: read by bot/families.py (issue 14)
 
 
 HELP_LINE = (
     "prsteward commands: `freeze`, `unfreeze`, `pause`, `resume`, `refresh`, `escalate`, "
-    "`explain`, `budget +50k` / `budget +$5` (maintainers only)."
+    "`explain`, `budget +50k` / `budget +$5`, `family continue` / `family close` "
+    "(maintainers only)."
 )
 
 _LINE = re.compile(r"^\s*/prsteward\b[ \t]*(?P<rest>[^\n]*)$", re.IGNORECASE | re.MULTILINE)
