@@ -143,7 +143,9 @@ async def record_config_loaded(
     db: Ledger, full_name: str, config: dict[str, Any], sha: str | None, now: datetime
 ) -> bool:
     """A valid config is in force. Writes only when it differs from the stored one (or an error
-    was standing, which this clears with a ``config`` decision). Returns whether it wrote."""
+    was standing, which this clears with a ``config`` decision). A change of ``mode`` is a
+    ``config.mode`` decision: the day a repository switched to ``act``. Returns whether it
+    wrote."""
     table = table_of(Repository)
     async with db.transaction() as session:
         repository = (
@@ -154,6 +156,21 @@ async def record_config_loaded(
         had_error = repository.config_error is not None
         if repository.config == config and repository.config_sha == sha and not had_error:
             return False
+        old_mode = (repository.config or {}).get("mode", "shadow")
+        new_mode = config.get("mode", "shadow")
+        if old_mode != new_mode:  # when a repository switched to act (grace periods start here)
+            session.add(
+                Decision(
+                    repository_id=repository.id,
+                    kind="config",
+                    rule_id="config.mode",
+                    reason=f"mode {old_mode} -> {new_mode}",
+                    from_value=str(old_mode),
+                    to_value=str(new_mode),
+                    details={"sha": sha},
+                    decided_at=now,
+                )
+            )
         if had_error:
             session.add(
                 Decision(

@@ -59,7 +59,10 @@ async def test_bad_config_keeps_last_good_and_is_recorded_once_with_line(
     results = await world.evaluate()
     assert results and results[0].mode == "act"
     recorded = await config_decisions(world)
-    assert [(d.rule_id, d.to_value) for d in recorded] == [("config.invalid", "error")]
+    assert [(d.rule_id, d.to_value) for d in recorded] == [
+        ("config.mode", "act"),  # the first load switched it from the default shadow
+        ("config.invalid", "error"),
+    ]
 
     # Fixed: the new config is in force and the fix is recorded once.
     world.set_file(REPO, CONFIG, "mode: shadow\n")
@@ -68,7 +71,11 @@ async def test_bad_config_keeps_last_good_and_is_recorded_once_with_line(
     row = await get_repository(world.db, REPO)
     assert row is not None and row.config_error is None
     recorded = await config_decisions(world)
-    assert [d.rule_id for d in recorded] == ["config.invalid", "config.valid"]
+    assert [(d.rule_id, d.to_value) for d in recorded][1:] == [
+        ("config.invalid", "error"),
+        ("config.mode", "shadow"),
+        ("config.valid", "valid"),
+    ]
 
 
 async def test_yaml_syntax_error_on_first_load_falls_back_to_safe_defaults(
