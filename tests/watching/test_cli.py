@@ -179,3 +179,43 @@ async def test_reconcile_bad_private_key__clear_error(
     code, _, err = await run(["reconcile"], tmp_path, env)
     assert code == 2 and expected in err, err
     assert "Traceback" not in err
+
+
+async def test_serve_insecure_mode__warns_at_start_and_accepts_unsigned(tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_env(
+        PRSTEWARD_DATABASE_URL=f"sqlite:///{tmp_path}/l.db",
+        PRSTEWARD_INSECURE_NO_WEBHOOK_SECRET="1",
+        PRSTEWARD_PORT=str(port),
+    )
+    process = await asyncio.create_subprocess_exec(
+        *PRSTEWARD,
+        "serve",
+        cwd=tmp_path,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient() as client:
+
+            async def up() -> bool:
+                try:
+                    return (await client.get(url + "/healthz")).status_code == 200
+                except httpx.TransportError:
+                    return False
+
+            assert await eventually(up, 60, 0.2)
+            response = await client.post(
+                url + "/webhooks",
+                content=b'{"zen": "unsigned"}',
+                headers={"X-GitHub-Event": "ping", "X-GitHub-Delivery": "u-1"},
+            )
+            assert response.status_code == 200
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert "WARNING: PRSTEWARD_INSECURE_NO_WEBHOOK_SECRET=1" in err.decode()
+    assert process.returncode == 0
