@@ -168,6 +168,20 @@ class CommandDesk:
     pacer: WritePacer | None = None
     permissions: PermissionCache = field(default_factory=PermissionCache)
     refresh_now: Callable[[str, int], Awaitable[None] | None] | None = None  # poke the poller
+    _modes: dict[int, str] = field(default_factory=dict)  # repository id -> mode last recorded
+
+    async def note_mode(self, row: Repository, mode: str, now: datetime) -> None:
+        """Record the repository's switch between shadow and act (once per change): the
+        switch time is in the ledger (``ledger.commands.acting_since``)."""
+        if row.id is None or self._modes.get(row.id) == mode:
+            return
+        reason = (
+            "mode: act in the config"
+            if mode == "act"
+            else "shadow (config, archived or watch-only)"
+        )
+        await ledger_commands.record_mode(self.db, row.id, mode, reason, now)
+        self._modes[row.id] = mode
 
     # -- before decide ----------------------------------------------------------------------
 
@@ -293,6 +307,7 @@ class CommandDesk:
         now: datetime,
     ) -> None:
         """Resolve pending escalations and answer this evaluation's commands."""
+        await self.note_mode(row, "act" if acting else "shadow", now)
         escalation = await self._resolve_escalations(key, decision, acting, performed)
         if not handled:
             return
@@ -470,3 +485,18 @@ def poke_poller(poller: Any) -> Callable[[str, int], None]:
                 log.debug("poking the poller failed: %r", error)
 
     return poke
+
+
+def desk_for_app(app: Any, db: Ledger, *, pacer: WritePacer | None, poller: Any) -> CommandDesk:
+    """The :class:`CommandDesk` ``prsteward serve`` wires into its engine: GitHub through the
+    App's installation clients, writes paced with the executor's, refresh pokes the poller."""
+
+    def client_for(installation_id: int, config: Config) -> CommandClient:
+        return GitHubCommandClient(app.installation(installation_id), config.app_logins)
+
+    return CommandDesk(
+        db,
+        client_for,
+        pacer=pacer,
+        refresh_now=poke_poller(poller) if poller is not None else None,
+    )

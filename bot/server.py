@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
@@ -81,6 +81,8 @@ class Server:
         self.stopping = False
         # Extra routes on the same app (the dashboard and /metrics): each is called with the app.
         self.mounts: list[Callable[[web.Application], None]] = []
+        # Self-health (issue 12 item 8, bot/selfcheck.py): reasons to fail /readyz, and figures.
+        self.health: Callable[[], Awaitable[tuple[list[str], dict[str, Any]]]] | None = None
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_BODY_BYTES + 1)
@@ -124,8 +126,17 @@ class Server:
             await asyncio.wait_for(ping(self.db), 2)
         except Exception as error:  # noqa: BLE001 - any failure means not ready
             problems.append(f"ledger: {error.__class__.__name__}")
+        body: dict[str, Any] = {}
+        if self.health is not None and not problems:
+            try:
+                behind, body["health"] = await asyncio.wait_for(self.health(), 5)
+                problems += behind
+            except Exception as error:  # noqa: BLE001 - an unreadable health is not ready
+                problems.append(f"health: {error.__class__.__name__}")
         status = 503 if problems else 200
-        return web.json_response({"ready": not problems, "problems": problems}, status=status)
+        return web.json_response(
+            {"ready": not problems, "problems": problems, **body}, status=status
+        )
 
     @asynccontextmanager
     async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:

@@ -18,11 +18,13 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+from bot.commands import desk_for_app
 from bot.dashboard import Dashboard
 from bot.engine import Engine, engine_for_app
 from bot.github import GitHubApp, GitHubError, app_from_settings
 from bot.poller import Poller, wants_full_sweep
 from bot.reconcile import Reconciler, RepoResult, RepositoryFilter
+from bot.selfcheck import SelfCheck
 from bot.server import Background, Server
 from bot.settings import Settings
 from ledger.db import Ledger
@@ -100,6 +102,9 @@ class Service:
                 full_interval=settings.full_sweep_interval_seconds,
             )
             engine = engine_for_app(app, db)
+            engine.commands = desk_for_app(  # /prsteward commands (issue 12)
+                app, db, pacer=engine.executor.pacer if engine.executor else None, poller=poller
+            )
             poller.after_cycle.append(engine.after_reconcile)
         return cls(settings, db, app, reconciler, poller, repository_filter, engine)
 
@@ -114,6 +119,9 @@ class Service:
             workers=self.settings.webhook_workers,
             background=background,
         )
+        server.health = SelfCheck(  # /readyz fails while prsteward is behind (issue 12)
+            self.db, cadence_seconds=self.settings.full_sweep_interval_seconds
+        ).readiness
         server.mounts.append(self.build_dashboard().mount)  # GET /, /repos/..., /jobs, /metrics
         from bot.jobs_api import attach_escalations
 
