@@ -8,7 +8,7 @@ used by the summary issue.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from ledger.db import Ledger
+from ledger.families import FamilySummary, family_summaries
 from ledger.reporting import TIER_ORDER, ReportData, WouldDo, gather_report
 from policies.config import DEFAULT_CONFIG, Config
 
@@ -215,7 +216,39 @@ def report_json(report: ReportData) -> dict[str, Any]:
             }
             for s in report.stop_loss
         ],
+        "families": [family_json(f) for f in report.families],
     }
+
+
+def family_json(family: FamilySummary) -> dict[str, Any]:
+    """One same-shape family (issue 14): members, surfaces, spend, stops, tokens not spent."""
+    return {
+        "repository": family.repository,
+        "key": family.key,
+        "state": family.state,
+        "state_reason": family.state_reason,
+        "members": list(family.members),
+        "surfaces": list(family.surfaces),
+        "tokens": family.tokens,
+        "dollars": family.dollars,
+        "tokens_per_member": family.tokens_per_member,
+        "median_tokens_per_member": family.median_tokens_per_member,
+        "stopped_members": family.stopped,
+        "tokens_not_spent": family.tokens_not_spent,
+        "tracking_issue": family.tracking_issue_number,
+    }
+
+
+def family_line(family: FamilySummary) -> str:
+    issue = f", issue #{family.tracking_issue_number}" if family.tracking_issue_number else ""
+    return (
+        f"- {family.repository} `{family.key}` **{family.state}**: {len(family.members)} PRs "
+        f"(#{family.members[0] if family.members else '-'}..#"
+        f"{family.members[-1] if family.members else '-'}) on "
+        f"{', '.join(f'`{s}`' for s in family.surfaces)}; {family.tokens:,} tokens "
+        f"({_money(family.dollars)}), {family.tokens_per_member:,.0f} per member; "
+        f"{family.stopped} stopped, ~{family.tokens_not_spent:,} tokens not spent{issue}"
+    )
 
 
 def render_json(report: ReportData) -> str:
@@ -315,6 +348,8 @@ def render_markdown(report: ReportData) -> str:
         f"- {_when(s.decided_at)} {s.repository or '-'}#{s.number or '-'} [{s.rule_id}]: {s.reason}"
         for s in report.stop_loss
     ] or ["- none"]
+    lines += ["", "### Same-shape families", ""]
+    lines += [family_line(f) for f in report.families] or ["- none"]
     return "\n".join(lines) + "\n"
 
 
@@ -445,6 +480,20 @@ def render_rich(report: ReportData) -> Group:
             _when(s.decided_at), f"{s.repository or '-'}#{s.number or '-'}", s.rule_id, s.reason
         )
     parts.append(stop)
+    families = Table(title="Same-shape families", title_justify="left")
+    for column in ("family", "state", "members", "tokens", "per member", "stopped", "not spent"):
+        families.add_column(column)
+    for f in report.families:
+        families.add_row(
+            f"{f.repository} {f.key}",
+            f.state,
+            str(len(f.members)),
+            f"{f.tokens:,}",
+            f"{f.tokens_per_member:,.0f}",
+            str(f.stopped),
+            f"~{f.tokens_not_spent:,}",
+        )
+    parts.append(families)
     return Group(*[_or_none(p) if isinstance(p, Table) else p for p in parts])
 
 
@@ -530,4 +579,5 @@ def print_would(items: list[WouldDo], fmt: str, console: Console | None = None) 
 
 
 async def build_report(db: Ledger, now: datetime) -> ReportData:
-    return await gather_report(db, now)
+    report = await gather_report(db, now)
+    return replace(report, families=await family_summaries(db))

@@ -21,6 +21,7 @@ from ledger.models import (
     EscalationJob,
     Family,
     PullRequest,
+    Repository,
     Spend,
     SpendKind,
     table_of,
@@ -265,3 +266,60 @@ async def record_family_decision(
                 decided_at=now,
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class FamilySummary:
+    """One family as the report and the dashboard show it."""
+
+    repository: str
+    key: str
+    state: str
+    state_reason: str | None
+    members: tuple[int, ...]
+    surfaces: tuple[str, ...]
+    tokens: int
+    dollars: float
+    median_tokens_per_member: float
+    tokens_not_spent: int
+    stopped: int
+    tracking_issue_number: int | None
+    updated_at: datetime
+
+    @property
+    def tokens_per_member(self) -> float:
+        return self.tokens / len(self.members) if self.members else 0.0
+
+
+async def family_summaries(db: Ledger, limit: int = 50) -> tuple[FamilySummary, ...]:
+    """The most recently changed families of every repository, newest first."""
+    columns, repositories = table_of(Family).c, table_of(Repository).c
+    statement = (
+        select(Family, repositories.full_name)
+        .join_from(table_of(Family), table_of(Repository))
+        .order_by(columns.updated_at.desc(), columns.id.desc())
+        .limit(limit)
+    )
+    async with db.read() as session:
+        rows = (await session.execute(statement)).all()
+    out: list[FamilySummary] = []
+    for family, full_name in rows:
+        details: dict[str, Any] = family.details or {}
+        out.append(
+            FamilySummary(
+                repository=str(full_name),
+                key=family.family_key,
+                state=family.state,
+                state_reason=family.state_reason,
+                members=tuple(int(n) for n in family.members),
+                surfaces=tuple(str(s) for s in details.get("surfaces", ())),
+                tokens=int(details.get("tokens", 0)),
+                dollars=float(details.get("dollars", 0.0)),
+                median_tokens_per_member=float(details.get("median_tokens_per_member", 0.0)),
+                tokens_not_spent=int(details.get("tokens_not_spent", 0)),
+                stopped=len(details.get("stopped", ())),
+                tracking_issue_number=family.tracking_issue_number,
+                updated_at=family.updated_at,
+            )
+        )
+    return tuple(out)

@@ -26,6 +26,7 @@ from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger.db import READ_ONLY, Ledger
+from ledger.families import FamilySummary
 from ledger.models import (
     Action,
     ApiUsage,
@@ -86,9 +87,16 @@ class WaitingPull:
     whose_turn: str
     reason: str | None
     since: datetime
+    # True when the wait began before prsteward first saw the PR (its first evaluation already
+    # found it waiting): ``since`` is then a lower bound of the wait, shown as "N+ days".
+    at_least: bool = False
 
     def days(self, now: datetime) -> float:
         return max(0.0, (now - self.since) / timedelta(days=1))
+
+    def days_text(self, now: datetime) -> str:
+        days = round(self.days(now))
+        return f"{days}{'+' if self.at_least else ''} day{'' if days == 1 else 's'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,6 +197,7 @@ class ReportData:
     api_usage: tuple[ApiUsageLatest, ...]
     candidates: CandidateCounts
     stop_loss: tuple[StopLossDecision, ...]
+    families: tuple[FamilySummary, ...] = ()  # same-shape families (issue 14, ledger/families.py)
 
     @property
     def open_total(self) -> int:
@@ -295,7 +304,11 @@ async def _waiting_on(
     repos = table_of(Repository).c
     decisions = table_of(Decision).c
     moved = (
-        select(decisions.pull_request_id, func.max(decisions.decided_at).label("at"))
+        select(
+            decisions.pull_request_id,
+            func.max(decisions.decided_at).label("at"),
+            func.max(case((decisions.from_value.is_not(None), 1), else_=0)).label("observed"),
+        )
         .where(decisions.kind == "whose_turn", decisions.to_value == turn)
         .group_by(decisions.pull_request_id)
         .subquery()
@@ -314,6 +327,7 @@ async def _waiting_on(
                 pulls.tier,
                 pulls.whose_turn_reason,
                 since.label("since"),
+                moved.c.observed,
             )
             .select_from(table_of(PullRequest))
             .join(table_of(Repository), repos.id == pulls.repository_id)
@@ -332,8 +346,9 @@ async def _waiting_on(
             whose_turn=turn,
             reason=reason,
             since=at,
+            at_least=not observed,
         )
-        for name, number, snapshot, tier, reason, at in rows
+        for name, number, snapshot, tier, reason, at, observed in rows
     ], int(total)
 
 
