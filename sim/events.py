@@ -861,6 +861,31 @@ def install(
     sim.webhooks.emit("installation", payload, installation_id=installation_id, repository_id=None)
 
 
+def accept_permissions(
+    sim: Simulator,
+    installation_id: int,
+    permissions: dict[str, str],
+    sender: str | None = None,
+) -> None:
+    """The owner accepted new permissions for the App (merged into the installation's):
+    ``installation`` new_permissions_accepted."""
+    from sim.objects import INSTALLATION_PERMISSIONS
+
+    installation = sim.state.installations.get(installation_id)
+    if installation is None:
+        raise EventError(f"no installation {installation_id}")
+    merged = dict(installation.permissions or INSTALLATION_PERMISSIONS)
+    merged.update({str(k): str(v) for k, v in permissions.items()})
+    installation.permissions = merged
+    payload = {
+        "action": "new_permissions_accepted",
+        "installation": sim.render.installation(installation),
+        "requester": None,
+        "sender": sim.render.user(sender or installation.account),
+    }
+    sim.webhooks.emit("installation", payload, installation_id=installation_id, repository_id=None)
+
+
 def change_installation_repos(
     sim: Simulator,
     installation_id: int,

@@ -105,6 +105,9 @@ class FaultRule:
     secondary rate limit with ``retry-after``), ``delay`` (answer after ``seconds`` real seconds),
     ``hang`` (hold the request ``seconds``, default 3600, as a timeout), ``mergeable_unknown`` is not
     a request fault: see the control plane's ``mergeable_unknown_seconds``.
+    ``deny`` answers a permission denial as GitHub does: ``status`` (403 unless 404/410/422 is
+    given) with ``message`` (default "Resource not accessible by integration") and, when
+    ``accepted_permissions`` is set, the ``x-accepted-github-permissions`` header.
     """
 
     kind: str
@@ -114,6 +117,8 @@ class FaultRule:
     status: int = 502
     seconds: float = 0.0
     retry_after: int = 60
+    message: str = ""
+    accepted_permissions: str = ""
     id: int = 0
     hits: int = 0
 
@@ -133,7 +138,8 @@ class FaultRule:
         return asdict(self)
 
 
-FAULT_KINDS = {"status", "secondary", "delay", "hang"}
+FAULT_KINDS = {"status", "secondary", "delay", "hang", "deny"}
+DENIED_MESSAGE = "Resource not accessible by integration"
 
 
 @dataclass(slots=True)

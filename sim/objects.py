@@ -138,7 +138,7 @@ class Renderer:
             "app_slug": app.slug,
             "target_id": account.id,
             "target_type": "Organization" if account.type == "Organization" else "User",
-            "permissions": INSTALLATION_PERMISSIONS,
+            "permissions": installation.permissions or INSTALLATION_PERMISSIONS,
             "events": INSTALLATION_EVENTS,
             "created_at": iso(installation.created_at),
             "updated_at": iso(installation.created_at),

@@ -207,7 +207,7 @@ async def create_token(
         {
             "token": token.token,
             "expires_at": iso(token.expires_at),
-            "permissions": INSTALLATION_PERMISSIONS,
+            "permissions": inst.permissions or INSTALLATION_PERMISSIONS,
             "repository_selection": "selected",
         },
         status=201,

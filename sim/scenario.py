@@ -320,6 +320,7 @@ EVENT_TYPES = (
     "close_issue",
     "install",
     "installation_repositories",
+    "new_permissions_accepted",
 )
 
 
@@ -334,6 +335,14 @@ def apply_event(sim: Simulator, spec: Mapping[str, Any]) -> dict[str, Any]:
             int(spec["installation"]),
             str(spec["account"]),
             [str(n) for n in spec.get("repositories") or []],
+            spec.get("user"),
+        )
+        return {"type": kind, "installation": int(spec["installation"])}
+    if kind == "new_permissions_accepted":
+        events.accept_permissions(
+            sim,
+            int(spec["installation"]),
+            {str(k): str(v) for k, v in (spec.get("permissions") or {}).items()},
             spec.get("user"),
         )
         return {"type": kind, "installation": int(spec["installation"])}

@@ -79,6 +79,15 @@ async def github_middleware(
                 504: "Gateway Timeout",
             }.get(fault.status, "Server Error")
             return error_response(GitHubError(fault.status, message))
+        elif fault.kind == "deny":
+            status = fault.status if fault.status in {403, 404, 410, 422} else 403
+            sim.accounting.statuses[str(status)] += 1
+            headers = (
+                {"x-accepted-github-permissions": fault.accepted_permissions}
+                if fault.accepted_permissions
+                else {}
+            )
+            return error_response(GitHubError(status, fault.message or DENIED_MESSAGE), headers)
         elif fault.kind == "secondary":
             sim.accounting.rate_limited[f"secondary {key}"] += 1
             return error_response(

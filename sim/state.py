@@ -111,6 +111,7 @@ class Installation:
     created_at: datetime
     repository_ids: list[int] = field(default_factory=list)
     suspended: bool = False
+    permissions: dict[str, str] | None = None  # None: the App's default (sim.objects)
 
 
 @dataclass(slots=True)
