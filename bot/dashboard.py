@@ -105,11 +105,6 @@ def ago(value: datetime | None, now: datetime) -> str:
     return f"{seconds / 86400:.0f} days ago"
 
 
-def days_text(days: float) -> str:
-    whole = round(days)
-    return f"{whole} day" if whole == 1 else f"{whole} days"
-
-
 def money(value: float | None) -> str:
     return "-" if value is None else f"${value:,.2f}"
 
@@ -506,7 +501,7 @@ class Dashboard:
                         f'<a href="{h(pull_url(w.repository, w.number))}">'
                         f"{h(w.repository)}#{w.number}</a>",
                         h(w.title),
-                        h(days_text(w.days(now))),
+                        h(w.days_text(now)),
                     ]
                     for w in report.waiting_on_maintainers
                 ],

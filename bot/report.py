@@ -140,6 +140,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
                     "number": w.number,
                     "title": w.title,
                     "days": round(w.days(now), 1),
+                    "at_least": w.at_least,
                     "reason": w.reason,
                 }
                 for w in report.waiting_on_maintainers
@@ -292,7 +293,7 @@ def render_markdown(report: ReportData) -> str:
         lines += [*_md_table(["repository", "mode", "open", *tiers], rows), ""]
     lines += [f"### Waiting on maintainers: {report.waiting_on_maintainers_total}", ""]
     lines += [
-        f"- {w.repository}#{w.number} {w.title}: waiting on maintainers, {w.days(now):.0f} days"
+        f"- {w.repository}#{w.number} {w.title}: waiting on maintainers, {w.days_text(now)}"
         + (f" ({w.reason})" if w.reason else "")
         for w in report.waiting_on_maintainers
     ] or ["- none"]
@@ -413,9 +414,7 @@ def render_rich(report: ReportData) -> Group:
     waiting.add_column("waiting", justify="right")
     waiting.add_column("why")
     for w in report.waiting_on_maintainers:
-        waiting.add_row(
-            f"{w.repository}#{w.number}", w.title, f"{w.days(now):.0f} days", w.reason or ""
-        )
+        waiting.add_row(f"{w.repository}#{w.number}", w.title, w.days_text(now), w.reason or "")
     parts.append(waiting)
     triggers = Table(
         title=f"Triggers waiting ({report.triggers_waiting_total})", title_justify="left"

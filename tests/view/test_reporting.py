@@ -121,3 +121,20 @@ async def test_metrics_data(filled: Ledger) -> None:
     assert data.open_pulls[("acme/widgets", "signal")] == 2
     assert data.spend["dollars"] == 8.5
     assert data.oldest_pending_delivery is not None
+
+
+async def test_a_wait_found_at_first_sight_is_a_lower_bound(filled: Ledger) -> None:
+    from sqlalchemy import update
+
+    from ledger.models import Decision
+
+    async with filled.transaction() as session:  # gadgets#10 was already waiting when first seen
+        await session.execute(
+            update(Decision)
+            .where(Decision.kind == "whose_turn", Decision.rule_id == "turn.review-requested")
+            .where(Decision.decided_at == NOW - 10 * DAY)
+            .values(from_value=None)
+        )
+    report = await gather_report(filled, NOW)
+    texts = {w.number: (w.at_least, w.days_text(NOW)) for w in report.waiting_on_maintainers}
+    assert texts == {10: (True, "10+ days"), 3: (False, "4 days")}
