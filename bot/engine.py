@@ -154,6 +154,31 @@ def sticky_text_came_back(candidate: Candidate) -> bool:
     )
 
 
+_LEVELS = {"read": 1, "triage": 1, "write": 2, "maintain": 2, "admin": 3}
+
+
+def permissions_satisfy(accepted: str | None, granted: dict[str, Any]) -> str | None:
+    """The first set in GitHub's ``x-accepted-github-permissions`` (sets separated by ``;``,
+    permissions by ``,``: ``issues=write; pull_requests=write``) that the installation's
+    permissions now satisfy, as text; None when none is (or the header was absent)."""
+    if not accepted:
+        return None
+    for option in accepted.split(";"):
+        wanted = [p.strip() for p in option.split(",") if "=" in p]
+        if not wanted:
+            continue
+        ok = True
+        for item in wanted:
+            name, level = (part.strip() for part in item.split("=", 1))
+            have = _LEVELS.get(str(granted.get(name) or ""), 0)
+            if have < _LEVELS.get(level, 99):
+                ok = False
+                break
+        if ok:
+            return ", ".join(wanted)
+    return None
+
+
 def effective_mode(config: Config, repository: Repository) -> str:
     """``act`` only when the config says so and the repository may be written to."""
     if config.mode != "act" or repository.archived or repository.watch_only:
@@ -237,11 +262,7 @@ class Engine:
         mode = effective_mode(config, row)
         acting = mode == "act" and self.executor is not None and row.installation_id is not None
         if boundaries is None:
-            boundaries = (
-                await ledger_candidates.active_boundaries(self.db, row.installation_id, row.id)
-                if acting
-                else {}
-            )
+            boundaries = await self._boundaries(row, now) if acting else {}
         proposals = []
         for candidate in decision.candidates:
             outcome, reason, boundary_id = self._outcome(candidate, acting, boundaries)
@@ -310,6 +331,28 @@ class Engine:
             stopped,
         )
 
+    async def _boundaries(self, row: Repository, now: datetime) -> dict[str, Any]:
+        """The permission boundaries standing for this repository, by action kind. A boundary
+        whose denial named permissions the installation has gained since (its row updated by
+        ``new_permissions_accepted``) is lifted here, so the action is tried again once."""
+        assert row.id is not None
+        standing = await ledger_candidates.active_boundaries(self.db, row.installation_id, row.id)
+        if not standing or row.installation_id is None:
+            return standing
+        installation = await repositories.get_installation(self.db, row.installation_id)
+        if installation is None:
+            return standing
+        for kind, boundary in list(standing.items()):
+            if installation.updated_at <= boundary.since:
+                continue  # the installation has not changed since GitHub said no
+            enough = permissions_satisfy(boundary.accepted_permissions, installation.permissions)
+            if enough is not None and boundary.id is not None:
+                await ledger_candidates.lift_boundary(
+                    self.db, boundary.id, f"the installation now has {enough}", now
+                )
+                del standing[kind]
+        return standing
+
     @staticmethod
     def _outcome(
         candidate: Candidate, acting: bool, boundaries: dict[str, Any]
@@ -351,9 +394,7 @@ class Engine:
             if p.snapshot is not None and p.number not in skipped and p.id is not None
         ]
         boundaries = (
-            await ledger_candidates.active_boundaries(self.db, row.installation_id, row.id)
-            if effective_mode(config, row) == "act"
-            else {}
+            await self._boundaries(row, now) if effective_mode(config, row) == "act" else {}
         )
         results: list[PullEvaluation] = []
         for start in range(0, len(todo), VIEW_BATCH):

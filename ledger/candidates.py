@@ -384,6 +384,19 @@ async def open_boundary(
         return row.id
 
 
+async def lift_boundary(db: Ledger, boundary_id: int, reason: str, now: datetime) -> bool:
+    """Lift one standing boundary (its action is tried again). Returns whether it stood."""
+    table = table_of(PermissionBoundary)
+    statement = (
+        update(table)
+        .where(table.c.id == boundary_id, table.c.lifted_at.is_(None))
+        .values(lifted_at=now, lifted_reason=reason)
+    )
+    async with db.transaction() as session:
+        result = await session.execute(statement)
+    return int(getattr(result, "rowcount", 0) or 0) > 0
+
+
 async def lift_boundaries(
     db: Ledger,
     installation_id: int,

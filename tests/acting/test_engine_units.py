@@ -4,11 +4,13 @@ recorded once, the history handed to the policies, shadow -> act, and write paci
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import pytest
 
-from bot.engine import Engine
+from bot.engine import Engine, permissions_satisfy
 from bot.executor import WritePacer
+from ledger import candidates as ledger_candidates
 from ledger import decisions, history, pulls, repositories
 from ledger.db import Ledger
 from ledger.migrate import upgrade_async
@@ -126,3 +128,53 @@ async def test_sticky_comment_follows_state_back_and_forth(db: Ledger) -> None:
         [body] = actions.comments.values()
         assert ("checks fail" in body) is (snapshot is red), body
     assert actions.calls == ["create_comment", "edit_comment", "edit_comment", "edit_comment"]
+
+
+@pytest.mark.parametrize(
+    ("accepted", "granted", "expected"),
+    [
+        ("issues=write", {"issues": "write"}, "issues=write"),
+        ("issues=write", {"issues": "read"}, None),
+        ("issues=write", {"issues": "admin"}, "issues=write"),
+        ("contents=read,issues=write", {"issues": "write"}, None),
+        ("repository_projects=write; issues=write", {"issues": "write"}, "issues=write"),
+        (None, {"issues": "write"}, None),
+        ("", {"issues": "write"}, None),
+    ],
+    ids=[
+        "write needed, write granted -> lift",
+        "write needed, read granted -> stand",
+        "admin covers write -> lift",
+        "a set needs all its permissions -> stand",
+        "any one set is enough -> lift",
+        "no header -> stand (until cleared)",
+        "empty header -> stand",
+    ],
+)
+def test_permissions_satisfy(
+    accepted: str | None, granted: dict[str, str], expected: str | None
+) -> None:
+    assert permissions_satisfy(accepted, granted) == expected
+
+
+async def test_boundary_lifts_once_the_installation_has_the_named_permission(db: Ledger) -> None:
+    await setup(db, make_snapshot(mergeable=Mergeable.CONFLICTING))
+    await repositories.upsert_installation(db, 1, "acme", NOW, permissions={"issues": "read"})
+    actions = MemoryActions()
+    actions.deny.add("add_label")  # denied with x-accepted-github-permissions: issues=write
+    engine = engine_with(db, actions)
+    await engine.evaluate_pull(REPO, 1, NOW)
+    await engine.evaluate_pull(REPO, 1, NOW)
+    assert actions.calls.count("add_label") == 1
+
+    # new_permissions_accepted: the installation row now carries issues=write.
+    later = NOW + timedelta(minutes=5)
+    await repositories.upsert_installation(db, 1, "acme", later, permissions={"issues": "write"})
+    actions.deny.clear()
+    await engine.evaluate_pull(REPO, 1, NOW)
+    await engine.evaluate_pull(REPO, 1, NOW)
+    assert actions.calls.count("add_label") == 2
+    assert actions.labels == {"needs-rebase"}
+    repository = await repositories.get_repository(db, REPO)
+    assert repository is not None and repository.id is not None
+    assert await ledger_candidates.active_boundaries(db, 1, repository.id) == {}
