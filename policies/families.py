@@ -511,3 +511,63 @@ def render_issue(family: FamilyVerdict) -> str:
 
 def body_hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# --- replay (bench) -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What a lane of arrivals cost, with families on or off."""
+
+    arrivals: int
+    escalations_started: int
+    tokens_spent: int
+    stopped: dict[str, int]  # stop rule id -> members stopped by it
+    tokens_not_spent: int  # stopped members x tokens per escalation
+
+
+def replay_arrivals(
+    repository: str,
+    members: Sequence[Member],
+    config: Config,
+    tokens_per_escalation: int,
+    *,
+    families_on: bool = True,
+) -> ReplayResult:
+    """Members arrive in creation order, each wanting one escalation that spends
+    ``tokens_per_escalation`` at its arrival; a member a family stops spends nothing. Pure: the
+    bench's side-by-side of issue 14 (same lane, families on and off)."""
+    if not families_on:
+        config = config.model_copy(
+            update={"families": config.families.model_copy(update={"enabled": False})}
+        )
+    ordered = sorted(members, key=lambda m: (m.created_at, m.number))
+    arrived: list[Member] = []
+    started = 0
+    stopped: Counter[str] = Counter()
+    for member in ordered:
+        arrived.append(member)
+        found = find_families(repository, arrived, {}, config, member.created_at)
+        hit = member_stop(found, member.number)
+        if hit is not None and hit[1].stop_rule_id is not None:
+            stopped[hit[1].stop_rule_id] += 1
+            continue
+        started += 1
+        spent = SpendPoint(member.created_at, tokens_per_escalation)
+        arrived[-1] = Member(
+            member.number,
+            member.title,
+            member.head_ref,
+            member.created_at,
+            member.motion,
+            member.state,
+            member.green_checks,
+            member.failing_checks,
+            member.jobs + 1,
+            (*member.spend, spent),
+        )
+    not_spent = sum(stopped.values()) * tokens_per_escalation
+    return ReplayResult(
+        len(ordered), started, started * tokens_per_escalation, dict(stopped), not_spent
+    )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from bot.families import FamilyWatch
+from bot.report import build_report, render_markdown, report_json
 from ledger import families as ledger_families
 from ledger.models import Candidate, Decision, table_of
 from sim.families import counter_title_controls, same_shape_family
@@ -105,6 +106,12 @@ async def test_family_of_20_escalates_5_and_keeps_one_consolidation_issue(
     issue = world.server.sim.state.repo("acme", "widgets").issues[family.tracking_issue_number]
     assert issue.body.startswith(f"<!-- prsteward:family:{family.family_key} -->")
     assert "| #20 | 2 | green | red | 0 | family-substitution |" in issue.body
+
+    report = await build_report(world.db, await world.now())
+    (summary,) = report.families
+    assert (summary.state, len(summary.members), summary.stopped) == ("stopped", 20, 15)
+    assert "### Same-shape families" in render_markdown(report)
+    assert report_json(report)["families"][0]["tracking_issue"] == family.tracking_issue_number
 
 
 async def test_new_head_sha_is_read_once_more(acting_world: Any) -> None:

@@ -16,6 +16,7 @@ from policies.families import (
     find_families,
     is_substitution,
     render_issue,
+    replay_arrivals,
 )
 from sim.families import counter_title_controls, different_code_controls, same_shape_family
 from tests.factories import T0, make_actor, make_comment, make_maintainer, make_snapshot
@@ -145,3 +146,13 @@ def test_family_commands_only_from_maintainers() -> None:
         )
     )
     assert [verb for verb, _ in family_commands(snapshot, CONFIG, frozenset())] == ["continue"]
+
+
+def test_replay_88_same_shape_arrivals_families_on_and_off() -> None:
+    members = members_of(same_shape_family(1, count=88, first_counter=1))
+    on = replay_arrivals(REPO, members, CONFIG, 200_000)
+    off = replay_arrivals(REPO, members, CONFIG, 200_000, families_on=False)
+    assert (off.escalations_started, off.tokens_spent) == (88, 88 * 200_000)
+    assert on.escalations_started == 5
+    assert on.stopped == {"family-substitution": 83}
+    assert on.tokens_not_spent == 83 * 200_000
