@@ -11,6 +11,7 @@ from bot.handlers.effects import (
     AddRepositories,
     Effect,
     Ignore,
+    LiftBoundaries,
     MarkDirty,
     MarkDirtyByBase,
     MarkDirtyByIssue,
@@ -23,7 +24,11 @@ from bot.handlers.effects import (
 from ledger import pulls, repositories
 from ledger.db import Ledger
 from ledger.models import ObservationSource
-from ledger.watching import open_numbers_with_head
+from ledger.watching import (
+    open_numbers_linking_issue,
+    open_numbers_with_base,
+    open_numbers_with_head,
+)
 from policies.normalize import NormalizeError, from_webhook
 from policies.snapshot import PullRequestState, snapshot_from_json, snapshot_to_json
 
@@ -93,21 +98,10 @@ class Applier:
                 if not by_sha:
                     applied.ignored.append(f"no open PR known with head {sha[:12]}")
             case MarkDirtyByBase(repository=repository, base_ref=base_ref, reason=reason):
-                by_base = [
-                    p.number
-                    for p in await pulls.list_open(self.db, repository)
-                    if (p.snapshot or {}).get("base_ref") == base_ref
-                ]
+                by_base = await open_numbers_with_base(self.db, repository, base_ref)
                 await self._mark(applied, repository, by_base, reason, now)
             case MarkDirtyByIssue(repository=repository, issue_number=issue, reason=reason):
-                by_issue = [
-                    p.number
-                    for p in await pulls.list_open(self.db, repository)
-                    if any(
-                        isinstance(i, dict) and i.get("number") == issue
-                        for i in (p.snapshot or {}).get("linked_issues") or ()
-                    )
-                ]
+                by_issue = await open_numbers_linking_issue(self.db, repository, issue)
                 await self._mark(applied, repository, by_issue, reason, now)
             case ObservePullRequest(repository=repository, pull_request=payload, reason=reason):
                 await self._observe(applied, repository, payload, reason, delivery_id, now)
@@ -142,6 +136,18 @@ class Applier:
                 applied.repositories_added.extend(added)
                 if added and self.on_repositories_added is not None:
                     self.on_repositories_added(added)
+            case LiftBoundaries(installation_id=installation_id, reason=reason):
+                from ledger import boundaries as ledger_boundaries
+
+                lifted = await ledger_boundaries.lift(
+                    self.db,
+                    f"{reason}: the installation changed",
+                    now,
+                    installation_id=installation_id,
+                    repositories=effect.repositories or None,
+                )
+                if lifted:
+                    log.info("installation %s: %d boundaries lifted", installation_id, lifted)
             case RemoveRepositories(repositories=names):
                 for name in names:
                     await repositories.mark_repository_removed(self.db, name, now)
@@ -170,17 +176,23 @@ class Applier:
             # An old delivery processed late: the ledger already knows newer truth.
             await self._mark(applied, repository, [snapshot.number], reason + " (stale)", now)
             return
-        if snapshot.state is PullRequestState.OPEN:
-            # Dirty first: if recording fails, the poller still reads the PR.
-            await self._mark(applied, repository, [snapshot.number], reason, now)
-        await pulls.record_snapshot(
+        # One transaction: the partial snapshot is recorded and an open PR marked dirty (the
+        # poller still reads the whole PR).
+        await pulls.record_snapshots(
             self.db,
             repository,
-            snapshot.number,
-            snapshot_to_json(snapshot),
-            snapshot.fingerprint(),
+            [
+                pulls.SnapshotItem(
+                    snapshot.number,
+                    snapshot_to_json(snapshot),
+                    snapshot.fingerprint(),
+                    delivery_id,
+                )
+            ],
             ObservationSource.WEBHOOK,
             now,
-            delivery_id=delivery_id,
+            mark_open_dirty=reason,
         )
+        if snapshot.state is PullRequestState.OPEN:
+            applied.dirty.append((repository, snapshot.number))
         applied.observed.append((repository, snapshot.number))

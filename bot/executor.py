@@ -99,9 +99,12 @@ class ActionFailed(GitHubError):
 
     @property
     def denied(self) -> bool:
-        """A permission denial (rate-limit 403s never reach here: the client retries or
-        raises ``RateLimited``)."""
-        return self.status == 403
+        """A permission boundary (``bot.boundaries.is_boundary``): a 403 that is not a rate limit
+        (those never reach here: the client retries or raises ``RateLimited``), a 404/410 on a
+        lost repository, a 422 on an archived or locked target."""
+        from bot.boundaries import is_boundary
+
+        return is_boundary(self.status, self.message)
 
 
 @dataclass(frozen=True, slots=True)

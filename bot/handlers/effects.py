@@ -86,6 +86,16 @@ class RemoveRepositories:
 
 
 @dataclass(frozen=True, slots=True)
+class LiftBoundaries:
+    """The installation changed (new permissions accepted, repositories added): its permission
+    boundaries (only those of ``repositories`` when given) are lifted, the actions tried again."""
+
+    installation_id: int
+    reason: str
+    repositories: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Ignore:
     """Nothing to do; recorded on the delivery as why."""
 
@@ -102,5 +112,6 @@ Effect = (
     | RemoveInstallation
     | AddRepositories
     | RemoveRepositories
+    | LiftBoundaries
     | Ignore
 )

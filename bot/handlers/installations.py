@@ -10,6 +10,7 @@ from bot.handlers.effects import (
     AddRepositories,
     Effect,
     Ignore,
+    LiftBoundaries,
     RemoveInstallation,
     RemoveRepositories,
     UpsertInstallation,
@@ -55,6 +56,8 @@ def on_installation(event: Event) -> list[Effect]:
         names, ids = _repos(event.payload.get("repositories"))
         if names and action == "created":
             effects.append(AddRepositories(installation_id, names, ids))
+        if action == "new_permissions_accepted":
+            effects.append(LiftBoundaries(installation_id, "installation.new_permissions_accepted"))
         return effects
     return [Ignore(f"installation.{action}")]
 
@@ -70,6 +73,10 @@ def on_installation_repositories(event: Event) -> list[Effect]:
         effects.append(AddRepositories(installation_id, added, added_ids))
     if removed:
         effects.append(RemoveRepositories(installation_id, removed))
+    if added:  # a repository given back to the App: its old boundaries may not hold any more
+        effects.append(
+            LiftBoundaries(installation_id, "installation_repositories.added", tuple(added))
+        )
     return effects
 
 

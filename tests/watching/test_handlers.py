@@ -11,6 +11,7 @@ from bot.handlers.effects import (
     AddRepositories,
     Effect,
     Ignore,
+    LiftBoundaries,
     MarkDirty,
     MarkDirtyByBase,
     MarkDirtyByIssue,
@@ -175,7 +176,7 @@ CASES: list[tuple[str, str, dict[str, Any], list[type]]] = [
             "repositories_added": [{"full_name": "acme/a", "id": 2}],
             "repositories_removed": [{"full_name": "acme/b", "id": 3}],
         },
-        [UpsertInstallation, AddRepositories, RemoveRepositories],
+        [UpsertInstallation, AddRepositories, RemoveRepositories, LiftBoundaries],
     ),
     (
         "issue closed -> PRs that reference it",
