@@ -72,6 +72,9 @@ DESCRIPTIONS = {
     "consolidated.",
     "stop-loss.circuit-breaker-failed-verifications": "Failed verifications in a repository "
     "that open the circuit breaker.",
+    "stop-loss.low-return-idle-days": "Days without a maintainer action after which a "
+    "repository whose circuit breaker is open is demoted to watch-only (restored by the next "
+    "maintainer action).",
     "metadata.required-body-sections": "Headings the PR body must contain.",
     "metadata.referenced-issue-closed": "Flag a PR whose referenced issue is closed.",
     "metadata.unticked-checklist": "Flag a PR with unticked checklist items.",

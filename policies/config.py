@@ -109,6 +109,9 @@ class StopLoss(_Model):
     same_failure_signature_limit: int = Field(default=2, ge=1)
     repeated_shape_limit: int = Field(default=3, ge=1)
     circuit_breaker_failed_verifications: int = Field(default=3, ge=1)
+    # Circuit breaker open and no maintainer action for this many days: the repository is
+    # demoted to watch-only (issue 11 item 5) until a maintainer acts there again.
+    low_return_idle_days: int = Field(default=14, ge=1)
 
 
 class Metadata(_Model):
