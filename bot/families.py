@@ -178,9 +178,10 @@ class FamilyWatch:
         PR's escalations that a family stops. Never raises: a failure leaves ``decision`` as is."""
         if not config.families.enabled or row.id is None:
             return decision
+        if not matters(snapshot, config, history, decision):
+            return decision  # never read, never a member: no family can stop it
         try:
-            if matters(snapshot, config, history, decision):
-                await self.ensure_fingerprint(row, pull, snapshot, now)
+            await self.ensure_fingerprint(row, pull, snapshot, now)
             families = await self.evaluate(row, config, now, acting=acting)
         except Exception:  # families must never stop the engine: logged, decision kept
             log.exception("families for %s#%s failed", row.full_name, snapshot.number)
@@ -283,8 +284,10 @@ class FamilyWatch:
     ) -> list[tuple[int, str, datetime]]:
         out: list[tuple[int, str, datetime]] = []
         for member in rows:
-            if not member.pull.snapshot:
-                continue
+            comments = (member.pull.snapshot or {}).get("comments") or []
+            if not any("family" in str(c.get("body", "")).lower() for c in comments):
+                continue  # no family command here: skip parsing the snapshot
+            assert member.pull.snapshot is not None
             snapshot = snapshot_from_json(member.pull.snapshot)
             for verb, at in family_commands(snapshot, config, frozenset(config.maintainers)):
                 out.append((member.pull.number, verb, at))

@@ -133,6 +133,7 @@ class FamilyVerdict:
     state_reason: str
     invariant: str | None = None
     burn_tokens_last_hour: int = 0
+    burn_ceiling: int = 0  # tokens per hour; 0 = off
     notes: tuple[str, ...] = field(default=())
 
     def verdict_for(self, number: int) -> MemberVerdict | None:
@@ -383,6 +384,7 @@ def evaluate_family(
         state_reason=state_reason,
         invariant=invariant,
         burn_tokens_last_hour=burn,
+        burn_ceiling=rules.tokens_per_hour,
     )
 
 
@@ -460,6 +462,8 @@ def render_issue(family: FamilyVerdict) -> str:
         f"**Members**: {len(family.members)}; **spend**: {family.tokens:,} tokens "
         f"(${family.dollars:.2f}), median {family.median_tokens_per_member:,.0f} tokens per "
         f"member; **tokens not spent** because of stops (estimate): {family.tokens_not_spent:,}",
+        f"**Burn**: {family.burn_tokens_last_hour:,} tokens in the last hour (ceiling "
+        f"{family.burn_ceiling:,} per hour)",
         "",
         "#### Responses",
     ]

@@ -55,6 +55,7 @@ async def escalate_outcomes(world: Any) -> dict[int, tuple[str, str | None]]:
         select(pulls.number, columns.outcome, columns.outcome_reason)
         .join_from(table_of(Candidate), table_of(PullRequest))
         .where(columns.kind == "escalate")
+        .order_by(columns.id)
     )
     async with world.db.read() as session:
         rows = (await session.execute(statement)).all()
@@ -114,16 +115,30 @@ async def test_family_of_20_escalates_5_and_keeps_one_consolidation_issue(
     assert report_json(report)["families"][0]["tracking_issue"] == family.tracking_issue_number
 
 
-async def test_new_head_sha_is_read_once_more(acting_world: Any) -> None:
-    world, _ = await build(acting_world, mode="shadow", count=4, controls=0)
+async def test_new_head_sha_is_read_once_more_and_continue_releases(acting_world: Any) -> None:
+    world, _ = await build(acting_world, mode="shadow", count=7, controls=0)
     await world.evaluate()
+    outcomes = await escalate_outcomes(world)
+    assert [outcomes[n][0] for n in (5, 6, 7)] == [
+        "shadow",
+        "suppressed_family",
+        "suppressed_family",
+    ]
+
     await world.control.event("push", repo="acme/widgets", pr=3)
+    await world.control.event(
+        "comment", repo="acme/widgets", pr=7, user="alice", body="/prsteward family continue"
+    )
     await world.sync()
     await world.evaluate()
     await world.evaluate()
     accounting = await world.control.accounting()
-    assert accounting["requests"][FILES] == 5
-    assert await ledger_families.count_fingerprints(world.db) == 5
+    assert accounting["requests"][FILES] == 8  # 7 PRs, and PR 3 again at its new head
+    assert await ledger_families.count_fingerprints(world.db) == 8
     assert ISSUES not in accounting["writes"]  # shadow mode writes nothing
     (family,) = await ledger_families.list_families(world.db)
     assert family.tracking_issue_number is None and family.details["shadow_issue_hash"]
+    assert family.details["continued_at"]
+    outcomes = await escalate_outcomes(world)
+    assert [outcomes[n][0] for n in (6, 7)] == ["shadow", "shadow"]
+    assert "family.answer.continue" in await family_decisions(world)
