@@ -168,6 +168,9 @@ class CommandDesk:
     pacer: WritePacer | None = None
     permissions: PermissionCache = field(default_factory=PermissionCache)
     refresh_now: Callable[[str, int], Awaitable[None] | None] | None = None  # poke the poller
+    # ``/prsteward budget +N``: (repository, PR, tokens, dollars, by) -> effect text; set by
+    # ``bot.jobs_api.attach_escalations`` (``bot.budgets.budget_granter``). None: recorded only.
+    grant_budget: Callable[[str, int, int | None, float | None, str], Awaitable[str]] | None = None
     _modes: dict[int, str] = field(default_factory=dict)  # repository id -> mode last recorded
 
     async def note_mode(self, row: Repository, mode: str, now: datetime) -> None:
@@ -284,6 +287,10 @@ class CommandDesk:
                 if poked is not None:
                     await poked
             return "refresh: marked dirty, re-read now"
+        if name is CommandName.BUDGET and self.grant_budget is not None:
+            return await self.grant_budget(
+                row.full_name, pull.number, parsed.grant_tokens, parsed.grant_dollars, parsed.author
+            )
         if name is CommandName.BUDGET:
             return (
                 f"budget grant recorded (tokens {parsed.grant_tokens}, "

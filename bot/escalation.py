@@ -14,7 +14,8 @@ Everything after that is :class:`Escalations`:
   force-pushes), ask ``policies.oracle``, record the verdict, re-queue when the stop-loss allows;
 - ``grant``: a maintainer's grant re-queues a BUDGET_EXHAUSTED job once;
 - ``tick``: expire leases (a crashed attempt counts and is charged), cancel queued jobs GitHub
-  already answered, re-verify jobs GitHub had not finished with.
+  already answered, re-verify jobs GitHub had not finished with, announce BUDGET_EXHAUSTED jobs
+  once (``announce``: ``bot.budgets.ExhaustionAnnouncer``).
 
 The life cycle and its legal moves live in ``ledger/jobs.py``; docs/agents.md draws it.
 """
@@ -388,6 +389,8 @@ class Escalations:
     clock: Callable[[], datetime] = utcnow
     on_alert: Callable[[str, int, str], None] | None = None  # (kind, job id, message)
     ancestry: Ancestry | None = None  # force-push detection; None: not asked
+    # Announces BUDGET_EXHAUSTED jobs once (``bot.budgets.ExhaustionAnnouncer``); run by tick.
+    announce: Callable[[datetime], Awaitable[Any]] | None = None
 
     # -- leases
 
@@ -922,6 +925,8 @@ class Escalations:
         answered, verify jobs waiting on GitHub."""
         expired = await self.expire_leases()
         await self.supersede_stale_queued()
+        if self.announce is not None:
+            await self.announce(self.clock())
         verified = 0
         for row in await job_store.list_jobs(
             self.db, states=frozenset({JobState.CLAIMED_DONE}), limit=50

@@ -104,7 +104,7 @@ class ActionFailed(GitHubError):
         lost repository, a 422 on an archived or locked target."""
         from bot.boundaries import is_boundary
 
-        return is_boundary(self.status, self.message)
+        return is_boundary(self.status or 0, self.message)
 
 
 @dataclass(frozen=True, slots=True)

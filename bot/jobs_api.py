@@ -132,6 +132,25 @@ def attach_escalations(service: Any, server: Any) -> Escalations:
         ancestry=github_ancestry(service.app, service.db) if service.app is not None else None,
         lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
     )
+    if service.app is not None:  # BUDGET_EXHAUSTED: a line in the sticky comment, once
+        from bot.budgets import ExhaustionAnnouncer, sticky_line_writer
+        from bot.executor import GitHubActions
+        from ledger.repositories import get_repository
+
+        async def actions_for(repository: str) -> GitHubActions:
+            row = await get_repository(service.db, repository)
+            if row is None or row.installation_id is None:
+                raise RuntimeError(f"{repository}: no installation known")
+            return GitHubActions(service.app.installation(row.installation_id))
+
+        escalations.announce = ExhaustionAnnouncer(
+            service.db, sticky_line_writer(actions_for, service.db)
+        )
+    desk = getattr(getattr(service, "engine", None), "commands", None)
+    if desk is not None and hasattr(desk, "grant_budget"):  # /prsteward budget +50k
+        from bot.budgets import budget_granter
+
+        desk.grant_budget = budget_granter(escalations)
     server.mounts.append(JobsApi(escalations).add_routes)
     server.background.append(
         EscalationWorker(

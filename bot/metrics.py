@@ -75,6 +75,11 @@ class LedgerSnapshotCollector(Collector):
         for (kind, rule), count in sorted(data.decisions.items()):
             decisions.add_metric([kind, rule], count)
         yield decisions
+        yield CounterMetricFamily(  # issue 11: each job runs out at most once, announced once
+            "prsteward_budget_exhausted",
+            "Escalation jobs that ran out of budget while their trigger stood.",
+            value=float(data.decisions.get(("job", "oracle.budget-exhausted"), 0)),
+        )
         jobs = GaugeMetricFamily(
             "prsteward_escalation_jobs", "Escalation jobs by state.", labels=["state"]
         )
