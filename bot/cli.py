@@ -6,7 +6,7 @@ A command exists here only when the feature behind it is real.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -487,6 +487,83 @@ def jobs_grant(
     if outcome.requeued_job_id is None:
         fail(f"prsteward: job {job_id}: {outcome.reason}")
     typer.echo(f"job {job_id}: {outcome.reason}")
+
+
+boundaries_app = typer.Typer(
+    help="Permission boundaries: writes GitHub denied, not attempted again until lifted.",
+    no_args_is_help=True,
+)
+app.add_typer(boundaries_app, name="boundaries")
+
+
+def _boundaries_run(work: Any) -> Any:
+    import asyncio
+
+    from bot.settings import fail, load_settings
+    from ledger.db import Ledger, LedgerURLError
+    from ledger.migrate import upgrade_async
+
+    settings = load_settings()
+
+    async def run() -> Any:
+        await upgrade_async(settings.database_url)
+        async with Ledger(settings.database_url) as db:
+            return await work(db)
+
+    try:
+        return asyncio.run(run())
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+
+
+@boundaries_app.command("list")
+def boundaries_list(
+    repo: Annotated[str | None, typer.Option("--repo", help="Only this OWNER/NAME.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this action kind.")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Lifted ones too.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines.")] = False,
+) -> None:
+    """List the standing permission boundaries (GitHub's message, the permissions it asks for,
+    candidates suppressed)."""
+    import json
+
+    from bot.boundaries import as_json as boundary_json
+    from bot.boundaries import describe
+    from ledger import boundaries as ledger_boundaries
+
+    async def work(db: Any) -> Any:
+        return await ledger_boundaries.list_boundaries(
+            db, repository=repo, kind=kind, standing=not all_
+        )
+
+    rows = _boundaries_run(work)
+    if as_json:
+        for row in rows:
+            typer.echo(json.dumps(boundary_json(row), sort_keys=True))
+        return
+    if not rows:
+        typer.echo("no permission boundaries")
+    for row in rows:
+        typer.echo(describe(row))
+
+
+@boundaries_app.command("clear")
+def boundaries_clear(
+    repo: Annotated[str | None, typer.Option("--repo", help="Only this OWNER/NAME.")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="Only this action kind.")] = None,
+) -> None:
+    """Lift standing boundaries: the denied action is tried again (once) on the next cycle."""
+    from datetime import UTC, datetime
+
+    from bot.boundaries import clear
+
+    async def work(db: Any) -> Any:
+        return await clear(db, datetime.now(UTC), repository=repo, kind=kind)
+
+    lifted = _boundaries_run(work)
+    typer.echo(f"{lifted} boundaries lifted")
 
 
 def main() -> None:

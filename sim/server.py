@@ -19,6 +19,7 @@ from aiohttp import web
 from sim import graphql_api
 from sim.core import Simulator
 from sim.http import PRINCIPAL_KEY, SIM_KEY, GitHubError, Principal, authenticate, read_json
+from sim.limits import DENIED_MESSAGE
 from sim.rest import ROUTES, Route, aiohttp_path
 
 ROUTE_KEY: web.AppKey[dict[str, Route]] = web.AppKey("routes", dict)
