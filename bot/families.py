@@ -499,3 +499,28 @@ def suppress_stopped(decision: Decision, families: Sequence[FamilyVerdict]) -> D
     )
     note = f"{verdict.stop_rule_id}: {verdict.stop_reason} (family {family.key})"
     return replace(decision, candidates=candidates, notes=(*decision.notes, note))
+
+
+def lane_members(
+    pulls: Sequence[dict[str, Any]], start: datetime, *, minutes_apart: float = 4
+) -> list[Member]:
+    """Family members from scenario PR specs with ``files`` (``sim.families.same_shape_family``),
+    arriving ``minutes_apart`` from ``start`` in list order: for the bench's replay
+    (``policies.families.replay_arrivals``), without a sim or a ledger."""
+    members = []
+    for index, spec in enumerate(pulls):
+        files = [PullFile.from_json(f) for f in spec.get("files", ())]
+        title, head_ref = str(spec.get("title", "")), str(spec.get("head_ref", ""))
+        checks = spec.get("checks") or {}
+        members.append(
+            Member(
+                number=int(spec["number"]),
+                title=title,
+                head_ref=head_ref,
+                created_at=start + timedelta(minutes=minutes_apart * index),
+                motion=fingerprint(f"{int(spec['number']):040x}", files, title, head_ref),
+                green_checks=tuple(sorted(n for n, c in checks.items() if c == "success")),
+                failing_checks=tuple(sorted(n for n, c in checks.items() if c == "failure")),
+            )
+        )
+    return members

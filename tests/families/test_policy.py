@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from bot.families import lane_members
 from policies.config import Config, Families
 from policies.families import (
     FamilyControl,
@@ -156,3 +157,5 @@ def test_replay_88_same_shape_arrivals_families_on_and_off() -> None:
     assert on.escalations_started == 5
     assert on.stopped == {"family-substitution": 83}
     assert on.tokens_not_spent == 83 * 200_000
+    lane = lane_members(same_shape_family(1, count=88, first_counter=1), T0)
+    assert replay_arrivals(REPO, lane, CONFIG, 200_000) == on
