@@ -117,6 +117,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
     now = report.generated_at
     return {
         "generated_at": _iso(now),
+        "behind": list(report.behind),
         "open_total": report.open_total,
         "tiers_total": report.tiers_total(),
         "repositories": [
@@ -276,6 +277,8 @@ def _tier_columns(report: ReportData) -> list[str]:
 def render_markdown(report: ReportData) -> str:
     now = report.generated_at
     lines = [f"## prsteward report ({_when(now)} UTC)", ""]
+    if report.behind:
+        lines += ["**prsteward is behind:** " + "; ".join(report.behind), ""]
     if not report.repositories:
         lines += ["No repository in the ledger yet: nothing has been watched so far.", ""]
     else:
@@ -577,6 +580,10 @@ def print_would(items: list[WouldDo], fmt: str, console: Console | None = None) 
         console.print(_or_none(table))
 
 
-async def build_report(db: Ledger, now: datetime) -> ReportData:
+async def build_report(db: Ledger, now: datetime, cadence_seconds: float = 3600.0) -> ReportData:
+    from bot.selfcheck import judge
+    from ledger.selfcheck import read_health
+
     report = await gather_report(db, now)
-    return replace(report, families=await family_summaries(db))
+    health = judge(await read_health(db), now, cadence_seconds)  # issue 12: "prsteward is behind"
+    return replace(report, families=await family_summaries(db), behind=health.behind)

@@ -198,6 +198,7 @@ class ReportData:
     candidates: CandidateCounts
     stop_loss: tuple[StopLossDecision, ...]
     families: tuple[FamilySummary, ...] = ()  # same-shape families (issue 14, ledger/families.py)
+    behind: tuple[str, ...] = ()  # why prsteward is behind (bot/selfcheck.py); empty: not
 
     @property
     def open_total(self) -> int:

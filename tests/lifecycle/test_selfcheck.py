@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 import pytest
 
+from bot.report import build_report, render_markdown
 from bot.selfcheck import SelfCheck, judge
 from bot.server import Server
 from ledger.selfcheck import HealthRead, RateSample, SweepState
@@ -103,6 +104,8 @@ async def test_readyz_fails_when_the_sweep_is_overdue(lifecycle_world: World) ->
         [reason] = late.json()["problems"]
         assert reason.startswith("behind: installation 1: acme/widgets last swept 181 min ago")
         assert (await check.check()).summary_line().startswith("prsteward is behind")
+        report = await build_report(world.db, datetime.now(UTC) + later[0])
+        assert "**prsteward is behind:** installation 1: acme/widgets" in render_markdown(report)
 
         later[0] = timedelta(0)
         await world.sync()  # caught up
