@@ -33,7 +33,7 @@ async def test_gentle_steps_each_written_once_then_close_with_comment(acting_wor
     await world.sync()
     await world.evaluate()
     await world.control.reset_accounting()
-    for _ in range(5):  # a day at a time, two evaluations a day
+    for _ in range(4):  # a day at a time, two evaluations a day
         await world.control.advance("1d")
         await world.sync()
         await world.evaluate()
