@@ -71,15 +71,14 @@ class FilesClient(Protocol):
 def matters(
     snapshot: PullRequestSnapshot, config: Config, history: PullRequestHistory, decision: Decision
 ) -> bool:
-    """Worth a diff read: a bot or agent author, or an escalation (a job or an ESCALATE now)."""
+    """Worth a diff read: a bot or agent author, or an escalation (a job, or an ESCALATE the
+    decision proposes now: a suppressed one costs nothing, so it needs no family to stop it)."""
     if is_bot(snapshot.author):
         return True
     login = snapshot.author.login.lower()
     if login in config.agent_names or login.removesuffix("[bot]") in config.agent_names:
         return True
-    if history.jobs:
-        return True
-    return any(c.kind is CandidateKind.ESCALATE for c in decision.candidates)
+    return bool(history.jobs or decision.escalations)
 
 
 def _motion_json(motion: CodeMotion) -> tuple[dict[str, Any], dict[str, Any]]:

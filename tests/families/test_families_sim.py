@@ -13,7 +13,7 @@ from bot.families import FamilyWatch
 from bot.report import build_report, render_markdown, report_json
 from ledger import families as ledger_families
 from ledger.models import Candidate, Decision, table_of
-from sim.families import counter_title_controls, same_shape_family
+from sim.families import counter_title_controls, different_code_controls, same_shape_family
 from tests.acting.conftest import acting_scenario
 
 FILES = "GET /repos/{owner}/{repo}/pulls/{pull_number}/files"
@@ -33,10 +33,13 @@ class RecordingHook:
         return None
 
 
-def scenario(mode: str = "act", count: int = 20, controls: int = 5) -> dict[str, Any]:
+def scenario(
+    mode: str = "act", count: int = 20, controls: int = 5, humans: int = 0
+) -> dict[str, Any]:
     family = same_shape_family(1, count=count, checks=CHECKS)
     others = [{**spec, "checks": CHECKS} for spec in counter_title_controls(21, count=controls)]
-    return acting_scenario(mode=mode, pulls=family + others)
+    people = different_code_controls(41, count=humans)  # human authors, nothing to escalate
+    return acting_scenario(mode=mode, pulls=family + others + people)
 
 
 async def build(acting_world: Any, mode: str = "act", **sizes: int) -> tuple[Any, RecordingHook]:
@@ -116,7 +119,7 @@ async def test_family_of_20_escalates_5_and_keeps_one_consolidation_issue(
 
 
 async def test_new_head_sha_is_read_once_more_and_continue_releases(acting_world: Any) -> None:
-    world, _ = await build(acting_world, mode="shadow", count=7, controls=0)
+    world, _ = await build(acting_world, mode="shadow", count=7, controls=0, humans=3)
     await world.evaluate()
     outcomes = await escalate_outcomes(world)
     assert [outcomes[n][0] for n in (5, 6, 7)] == [
@@ -133,7 +136,7 @@ async def test_new_head_sha_is_read_once_more_and_continue_releases(acting_world
     await world.evaluate()
     await world.evaluate()
     accounting = await world.control.accounting()
-    assert accounting["requests"][FILES] == 8  # 7 PRs, and PR 3 again at its new head
+    assert accounting["requests"][FILES] == 8  # 7 PRs, PR 3 again at its new head; no human PR
     assert await ledger_families.count_fingerprints(world.db) == 8
     assert ISSUES not in accounting["writes"]  # shadow mode writes nothing
     (family,) = await ledger_families.list_families(world.db)
