@@ -329,13 +329,15 @@ class Reconciler:
             connection = repository.get("pullRequests") or {}
             nodes = [n for n in connection.get("nodes") or [] if isinstance(n, Mapping)]
             oldest: datetime | None = None
+            page: list[PullRequestSnapshot] = []
             for node in nodes:
                 snapshot = self._normalise(target.full_name, node, result)
                 if snapshot is None:
                     continue
                 seen.add(snapshot.number)
                 oldest = snapshot.updated_at
-                await self._record(snapshot, result)
+                page.append(snapshot)
+            await self._record(target.full_name, page, result)  # one transaction a page
             page_info = connection.get("pageInfo") or {}
             if not page_info.get("hasNextPage"):
                 complete = True
@@ -347,7 +349,7 @@ class Reconciler:
                 break
         if full and complete:
             # Open in the ledger, absent from the open set: read them to learn why.
-            known_open = {p.number for p in await pulls.list_open(self.db, target.full_name)}
+            known_open = set(await pulls.open_numbers(self.db, target.full_name))
             missing = sorted(known_open - seen)
             found = await self._read_numbers(client, target, missing, result)
             gone = [n for n in missing if n not in found]
@@ -404,6 +406,7 @@ class Reconciler:
             repository = answer.data.get("repository")
             if not isinstance(repository, Mapping):
                 raise GitHubError(f"repository {target.full_name} not visible: {answer.errors}")
+            read: list[PullRequestSnapshot] = []
             for number in chunk:
                 node = repository.get(f"pr{number}")
                 if not isinstance(node, Mapping):
@@ -412,9 +415,10 @@ class Reconciler:
                 if snapshot is None:
                     continue
                 found.add(number)
-                await self._record(snapshot, result)
+                read.append(snapshot)
                 if snapshot.state.value != "OPEN":
                     result.closed.append(number)
+            await self._record(target.full_name, read, result)
         return found
 
     def _normalise(
@@ -426,21 +430,27 @@ class Reconciler:
             result.errors.append(f"#{node.get('number')}: {error}")
             return None
 
-    async def _record(self, snapshot: PullRequestSnapshot, result: RepoResult) -> None:
-        result.read += 1
-        if snapshot.state is PullRequestState.OPEN and snapshot.mergeable is Mergeable.UNKNOWN:
-            result.mergeable_unknown.append(snapshot.number)
-        changed = await pulls.record_snapshot(
+    async def _record(
+        self, repository: str, snapshots: Sequence[PullRequestSnapshot], result: RepoResult
+    ) -> None:
+        """Record what one GraphQL answer read, in one ledger transaction."""
+        if not snapshots:
+            return
+        result.read += len(snapshots)
+        result.mergeable_unknown.extend(
+            s.number
+            for s in snapshots
+            if s.state is PullRequestState.OPEN and s.mergeable is Mergeable.UNKNOWN
+        )
+        changed = await pulls.record_snapshots(
             self.db,
-            snapshot.repository,
-            snapshot.number,
-            snapshot_to_json(snapshot),
-            snapshot.fingerprint(),
+            repository,
+            [pulls.SnapshotItem(s.number, snapshot_to_json(s), s.fingerprint()) for s in snapshots],
             ObservationSource.POLL,
             self.clock(),
         )
-        if changed:
-            result.changed.append(snapshot.number)
+        order = {s.number: i for i, s in enumerate(snapshots)}
+        result.changed.extend(sorted(changed, key=lambda n: order.get(n, 0)))
 
     # -- a whole cycle
 

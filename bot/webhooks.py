@@ -378,11 +378,14 @@ class Processor:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self.idle_poll_seconds)
                 continue
+            finished: list[inbox.Finished] = []
             for delivery in claimed:
                 if self._stopping:
                     break
                 await self._give_way()
-                await self.process(delivery, worker)
+                state, note = await self._process_one(delivery)
+                finished.append(inbox.Finished(delivery.id, state, note))
+            await self._finish(finished, worker)
         # Claimed but not started: back to pending for whoever runs next.
         with contextlib.suppress(Exception):
             await inbox.requeue_processing(self.db, worker=worker)
@@ -393,8 +396,29 @@ class Processor:
             await asyncio.sleep(0.002)
             waited += 0.002
 
+    async def _finish(self, finished: list[inbox.Finished], worker: str) -> None:
+        """One transaction for the batch's final states (processing is idempotent: if this is
+        lost, the claims go stale and are processed again)."""
+        if not finished:
+            return
+        try:
+            await inbox.finish_deliveries(self.db, finished, utcnow(), worker=worker)
+        except Exception as error:  # noqa: BLE001 - left processing; re-queued later
+            log.warning("recording %d finished deliveries failed: %r", len(finished), error)
+        for item in finished:
+            if item.state is DeliveryState.FAILED:
+                self.failed += 1
+            else:
+                self.processed += 1
+
     async def process(self, delivery: ClaimedDelivery, worker: str) -> DeliveryState:
         """Process one claimed delivery; never raises (a failure is recorded on the row)."""
+        state, note = await self._process_one(delivery)
+        await self._finish([inbox.Finished(delivery.id, state, note)], worker)
+        return state
+
+    async def _process_one(self, delivery: ClaimedDelivery) -> tuple[DeliveryState, str | None]:
+        """Parse, route and apply one delivery; its final state and note (never raises)."""
         state = DeliveryState.FAILED
         note: str | None = None
         try:
@@ -419,14 +443,4 @@ class Processor:
             log.exception(
                 "processing delivery %s (%s) failed", delivery.delivery_id, delivery.event
             )
-        try:
-            await inbox.finish_delivery(
-                self.db, delivery.id, state, utcnow(), error=note, worker=worker
-            )
-        except Exception as error:  # noqa: BLE001 - left processing; re-queued at next start
-            log.warning("recording delivery %s failed: %r", delivery.delivery_id, error)
-        if state is DeliveryState.FAILED:
-            self.failed += 1
-        else:
-            self.processed += 1
-        return state
+        return state, note

@@ -181,6 +181,82 @@ async def finish_delivery(
     return rowcount(result) > 0
 
 
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """The end of one claimed delivery's processing (for :func:`finish_deliveries`)."""
+
+    id: int
+    state: DeliveryState
+    error: str | None = None
+
+
+async def finish_deliveries(
+    db: Ledger, finished: Sequence[Finished], now: datetime, worker: str | None = None
+) -> int:
+    """:func:`finish_delivery` for a worker's whole claimed batch in ONE transaction (one
+    UPDATE per final state and error text). Only rows still ``processing`` (and claimed by
+    ``worker`` when given) change; returns how many did. Safe because processing is
+    idempotent: if this never commits, the claims go stale and the deliveries run again."""
+    for item in finished:
+        if item.state not in _FINAL_STATES:
+            raise ValueError(f"finish needs processed, ignored or failed, not {item.state!r}")
+    if not finished:
+        return 0
+    table = table_of(WebhookDelivery)
+    model = table.c
+    groups: dict[tuple[str, str | None], list[int]] = {}
+    for item in finished:
+        groups.setdefault((item.state.value, item.error), []).append(item.id)
+    changed = 0
+    async with db.transaction() as session:
+        for (state, error), ids in sorted(
+            groups.items(), key=lambda kv: (kv[0][0], kv[0][1] or "")
+        ):
+            for part in chunks(sorted(ids), _INSERT_CHUNK):
+                conditions = [model.id.in_(part), model.state == DeliveryState.PROCESSING.value]
+                if worker is not None:
+                    conditions.append(model.worker == worker)
+                result = await session.execute(
+                    update(table)
+                    .where(*conditions)
+                    .values(state=state, processed_at=now, error=error)
+                )
+                changed += rowcount(result)
+    return changed
+
+
+async def newest_received_at(db: Ledger) -> datetime | None:
+    """When the newest stored delivery arrived, or None for an empty inbox."""
+    model = table_of(WebhookDelivery).c
+    async with db.read() as session:
+        value = (await session.execute(select(func.max(model.received_at)))).scalar_one_or_none()
+    return value if isinstance(value, datetime) else None
+
+
+async def known_delivery_ids(db: Ledger, delivery_ids: Sequence[str]) -> set[str]:
+    """Which of these ``X-GitHub-Delivery`` ids (GUIDs) are already in the inbox."""
+    wanted = sorted(set(delivery_ids))
+    if not wanted:
+        return set()
+    column = table_of(WebhookDelivery).c.delivery_id
+    found: set[str] = set()
+    async with db.read() as session:
+        for part in chunks(wanted, _INSERT_CHUNK):
+            rows = (await session.execute(select(column).where(column.in_(part)))).scalars()
+            found.update(str(r) for r in rows)
+    return found
+
+
+async def count_deliveries(db: Ledger, delivery_ids: Sequence[str] | None = None) -> int:
+    """How many inbox rows there are (of these delivery ids when given)."""
+    column = table_of(WebhookDelivery).c.delivery_id
+    statement = select(func.count()).select_from(table_of(WebhookDelivery))
+    if delivery_ids is not None:
+        statement = statement.where(column.in_(sorted(set(delivery_ids))))
+    async with db.read() as session:
+        return int((await session.execute(statement)).scalar_one())
+
+
 async def requeue_processing(
     db: Ledger, claimed_before: datetime | None = None, worker: str | None = None
 ) -> int:

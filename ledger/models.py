@@ -171,7 +171,11 @@ class PullRequest(LedgerTable, table=True):
 
     __tablename__ = "pull_request"
 
-    __table_args__ = (UniqueConstraint("repository_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("repository_id", "number"),
+        # push events: base ref -> open PRs (issue 13, indexed lookups)
+        Index(None, "repository_id", "base_ref"),
+    )
 
     id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
     repository_id: int = Field(sa_type=BigId, foreign_key="repository.id")
@@ -180,6 +184,8 @@ class PullRequest(LedgerTable, table=True):
     state: str = Field(default=PullRequestStateValue.OPEN, index=True)
     head_sha: str | None = Field(default=None, index=True)
     base_sha: str | None = None
+    # The snapshot's base branch (None: written before revision 0002; read the snapshot).
+    base_ref: str | None = None
     author_login: str | None = None
     snapshot: dict[str, Any] | None = Field(default=None, sa_type=JSONValue)
     fingerprint: str | None = None
@@ -216,6 +222,23 @@ class Observation(LedgerTable, table=True):
     fingerprint: str
     head_sha: str | None = None
     snapshot: dict[str, Any] = Field(sa_type=JSONValue)
+
+
+class PullRequestIssue(LedgerTable, table=True):
+    """Issue -> PRs that reference it (closing references of the latest snapshot), so an
+    ``issues`` event finds its PRs by index. Rewritten whenever the PR's fingerprint changes."""
+
+    __tablename__ = "pull_request_issue"
+
+    __table_args__ = (
+        UniqueConstraint("pull_request_id", "issue_number"),
+        Index(None, "repository_id", "issue_number"),
+    )
+
+    id: int | None = Field(default=None, sa_type=BigId, primary_key=True)
+    repository_id: int = Field(sa_type=BigId, foreign_key="repository.id")
+    pull_request_id: int = Field(sa_type=BigId, foreign_key="pull_request.id")
+    issue_number: int
 
 
 class CodeFingerprint(LedgerTable, table=True):

@@ -7,24 +7,28 @@ keeps the PR dirty for the next cycle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 
-from ledger._sql import model_defaults, rowcount, upsert_insert
+from ledger._sql import chunks, model_defaults, rowcount, upsert_insert
 from ledger.db import Ledger
 from ledger.models import (
     Observation,
     ObservationSource,
     PullRequest,
+    PullRequestIssue,
     PullRequestStateValue,
     Repository,
     table_of,
 )
 from ledger.repositories import ensure_repository
+
+# Rows (or ids) per statement: far below SQLite's and asyncpg's bind-parameter limits.
+_ROWS_PER_STATEMENT = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +47,25 @@ def _state_of(snapshot: dict[str, Any]) -> PullRequestStateValue:
         return PullRequestStateValue.OPEN
 
 
+@dataclass(frozen=True, slots=True)
+class SnapshotItem:
+    """One PR read (the JSON of a ``PullRequestSnapshot`` and its fingerprint)."""
+
+    number: int
+    snapshot: dict[str, Any]
+    fingerprint: str
+    delivery_id: str | None = None
+
+
+def _linked_issue_numbers(snapshot: dict[str, Any]) -> list[int]:
+    numbers = {
+        issue.get("number")
+        for issue in snapshot.get("linked_issues") or ()
+        if isinstance(issue, dict) and isinstance(issue.get("number"), int)
+    }
+    return sorted(n for n in numbers if isinstance(n, int))
+
+
 async def record_snapshot(
     db: Ledger,
     repository: str,
@@ -59,58 +82,154 @@ async def record_snapshot(
     stored one (or the PR is new); an unchanged snapshot writes no observation and only moves
     ``last_observed_at``. The repository and PR rows are created when unknown. The PR's
     state (open/closed/merged), head SHA and ``closed_at`` follow the snapshot.
+    (:func:`record_snapshots` with one item.)
     """
-    state = _state_of(snapshot)
+    changed = await record_snapshots(
+        db,
+        repository,
+        [SnapshotItem(number, snapshot, fingerprint, delivery_id)],
+        source,
+        now,
+    )
+    return bool(changed)
+
+
+async def record_snapshots(
+    db: Ledger,
+    repository: str,
+    items: Sequence[SnapshotItem],
+    source: ObservationSource,
+    now: datetime,
+    *,
+    mark_open_dirty: str | None = None,
+) -> list[int]:
+    """:func:`record_snapshot` for many PRs of one repository in ONE transaction (a GraphQL
+    page): the current fingerprints are read in one query (rows locked on PostgreSQL, so two
+    writers of one PR serialise their compare-and-set), observations are inserted only for
+    changed PRs, and the PR rows are updated in bulk. Returns the numbers that changed.
+
+    ``mark_open_dirty`` (a reason): open PRs among ``items`` are also marked dirty, in the same
+    transaction (a webhook's partial snapshot: the poller still reads the whole PR).
+    A later item for the same number wins.
+    """
+    by_number: dict[int, SnapshotItem] = {}
+    for item in items:
+        by_number[item.number] = item
+    if not by_number:
+        return []
+    numbers = sorted(by_number)
     pr_table = table_of(PullRequest)
+    columns = pr_table.c
+    changed: list[int] = []
     async with db.transaction() as session:
         repository_id = await ensure_repository(session, db.backend, repository, now)
-        await session.execute(
-            upsert_insert(db.backend, pr_table)
-            .values(
+        defaults = model_defaults(PullRequest)
+        for part in chunks(numbers, _ROWS_PER_STATEMENT):
+            await session.execute(
+                upsert_insert(db.backend, pr_table)
+                .values(
+                    [
+                        {
+                            **defaults,
+                            "repository_id": repository_id,
+                            "number": number,
+                            "first_seen_at": now,
+                        }
+                        for number in part
+                    ]
+                )
+                .on_conflict_do_nothing(index_elements=["repository_id", "number"])
+            )
+        current: dict[int, tuple[int, str | None]] = {}
+        for part in chunks(numbers, _ROWS_PER_STATEMENT):
+            rows = (
+                await session.execute(
+                    select(columns.id, columns.number, columns.fingerprint)
+                    .where(columns.repository_id == repository_id, columns.number.in_(part))
+                    .order_by(columns.number)
+                    .with_for_update()
+                )
+            ).all()
+            current.update({int(row.number): (int(row.id), row.fingerprint) for row in rows})
+        unchanged_ids: list[int] = []
+        updates: list[dict[str, Any]] = []
+        observations: list[dict[str, Any]] = []
+        links: list[dict[str, Any]] = []
+        dirty_ids: list[int] = []
+        for number in numbers:
+            item = by_number[number]
+            pull_id, fingerprint = current[number]
+            snapshot = item.snapshot
+            state = _state_of(snapshot)
+            if mark_open_dirty is not None and state is PullRequestStateValue.OPEN:
+                dirty_ids.append(pull_id)
+            if fingerprint == item.fingerprint:
+                unchanged_ids.append(pull_id)
+                continue
+            changed.append(number)
+            author = snapshot.get("author")
+            base_ref = snapshot.get("base_ref")
+            updates.append(
                 {
-                    **model_defaults(PullRequest),
-                    "repository_id": repository_id,
-                    "number": number,
-                    "first_seen_at": now,
+                    "_id": pull_id,
+                    "snapshot": snapshot,
+                    "fingerprint": item.fingerprint,
+                    "state": state.value,
+                    "head_sha": snapshot.get("head_sha"),
+                    "base_sha": snapshot.get("base_sha"),
+                    "base_ref": base_ref if isinstance(base_ref, str) else None,
+                    "node_id": snapshot.get("node_id") or None,
+                    "author_login": author.get("login") if isinstance(author, dict) else None,
+                    "last_observed_at": now,
+                    "last_changed_at": now,
+                    "closed_at": None if state is PullRequestStateValue.OPEN else now,
                 }
             )
-            .on_conflict_do_nothing(index_elements=["repository_id", "number"])
-        )
-        # Lock the row (PostgreSQL) so two writers of one PR serialise their compare-and-set.
-        current = (
+            observations.append(
+                {
+                    "pull_request_id": pull_id,
+                    "observed_at": now,
+                    "source": source.value,
+                    "delivery_id": item.delivery_id,
+                    "fingerprint": item.fingerprint,
+                    "head_sha": snapshot.get("head_sha"),
+                    "snapshot": snapshot,
+                }
+            )
+            links.extend(
+                {"repository_id": repository_id, "pull_request_id": pull_id, "issue_number": n}
+                for n in _linked_issue_numbers(snapshot)
+            )
+        for id_part in chunks(unchanged_ids, _ROWS_PER_STATEMENT):
             await session.execute(
-                select(pr_table.c.id, pr_table.c.fingerprint)
-                .where(pr_table.c.repository_id == repository_id, pr_table.c.number == number)
-                .with_for_update()
+                update(pr_table).where(columns.id.in_(id_part)).values(last_observed_at=now)
             )
-        ).one()
-        changed = bool(current.fingerprint != fingerprint)
-        values: dict[str, Any] = {"last_observed_at": now}
-        if changed:
-            author = snapshot.get("author")
-            values.update(
-                snapshot=snapshot,
-                fingerprint=fingerprint,
-                state=state.value,
-                head_sha=snapshot.get("head_sha"),
-                base_sha=snapshot.get("base_sha"),
-                node_id=snapshot.get("node_id") or None,
-                author_login=author.get("login") if isinstance(author, dict) else None,
-                last_changed_at=now,
-                closed_at=None if state is PullRequestStateValue.OPEN else now,
+        if updates:
+            statement = (
+                update(pr_table)
+                .where(columns.id == bindparam("_id"))
+                .values({name: bindparam("v_" + name) for name in updates[0] if name != "_id"})
             )
-            session.add(
-                Observation(
-                    pull_request_id=current.id,
-                    observed_at=now,
-                    source=source.value,
-                    delivery_id=delivery_id,
-                    fingerprint=fingerprint,
-                    head_sha=snapshot.get("head_sha"),
-                    snapshot=snapshot,
+            await session.execute(
+                statement,
+                [{("v_" + k if k != "_id" else k): v for k, v in u.items()} for u in updates],
+            )
+            link_table = table_of(PullRequestIssue)
+            changed_ids = [u["_id"] for u in updates]
+            for id_part in chunks(changed_ids, _ROWS_PER_STATEMENT):
+                await session.execute(
+                    delete(link_table).where(link_table.c.pull_request_id.in_(id_part))
                 )
+            for part in chunks(observations, _ROWS_PER_STATEMENT):
+                await session.execute(insert(table_of(Observation)).values(part))
+            for part in chunks(links, _ROWS_PER_STATEMENT):
+                await session.execute(insert(link_table).values(part))
+        for id_part in chunks(dirty_ids, _ROWS_PER_STATEMENT):
+            await session.execute(
+                update(pr_table)
+                .where(columns.id.in_(id_part))
+                .values(dirty=True, dirty_reason=mark_open_dirty, dirty_since=now)
             )
-        await session.execute(update(pr_table).where(pr_table.c.id == current.id).values(values))
     return changed
 
 
@@ -220,6 +339,22 @@ async def list_open(db: Ledger, repository: str) -> list[PullRequest]:
         return list((await session.execute(statement)).scalars().all())
 
 
+async def open_numbers(db: Ledger, repository: str) -> list[int]:
+    """Numbers of the repository's open PRs (no snapshots loaded: cheap at 10,000 PRs)."""
+    pulls, repositories = table_of(PullRequest).c, table_of(Repository).c
+    statement = (
+        select(pulls.number)
+        .join_from(table_of(PullRequest), table_of(Repository))
+        .where(
+            repositories.full_name == repository,
+            pulls.state == PullRequestStateValue.OPEN.value,
+        )
+        .order_by(pulls.number)
+    )
+    async with db.read() as session:
+        return [int(n) for n in (await session.execute(statement)).scalars().all()]
+
+
 async def close_unseen(
     db: Ledger,
     repository: str,
@@ -233,23 +368,30 @@ async def close_unseen(
     the sweep). Returns the numbers closed. Never call it after a partial or failed sweep.
     """
     seen = set(seen_numbers)
-    candidates = [
-        pull
-        for pull in await list_open(db, repository)
-        if pull.number not in seen and pull.first_seen_at < sweep_started_at
-    ]
+    pulls, repositories = table_of(PullRequest).c, table_of(Repository).c
+    statement = (
+        select(pulls.id, pulls.number)
+        .join_from(table_of(PullRequest), table_of(Repository))
+        .where(
+            repositories.full_name == repository,
+            pulls.state == PullRequestStateValue.OPEN.value,
+            pulls.first_seen_at < sweep_started_at,
+        )
+    )
+    async with db.read() as session:
+        rows = (await session.execute(statement)).all()
+    candidates = [(int(row.id), int(row.number)) for row in rows if row.number not in seen]
     if not candidates:
         return []
-    ids = [pull.id for pull in candidates]
     table = table_of(PullRequest)
-    statement = (
-        update(table)
-        .where(table.c.id.in_(ids), table.c.state == PullRequestStateValue.OPEN.value)
-        .values(state=PullRequestStateValue.CLOSED.value, closed_at=now)
-    )
     async with db.transaction() as session:
-        await session.execute(statement)
-    return sorted(pull.number for pull in candidates)
+        for part in chunks([pull_id for pull_id, _ in candidates], _ROWS_PER_STATEMENT):
+            await session.execute(
+                update(table)
+                .where(table.c.id.in_(part), table.c.state == PullRequestStateValue.OPEN.value)
+                .values(state=PullRequestStateValue.CLOSED.value, closed_at=now)
+            )
+    return sorted(number for _, number in candidates)
 
 
 async def list_observations(db: Ledger, repository: str, number: int) -> list[Observation]:

@@ -5,10 +5,17 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, or_, select
 
 from ledger.db import Ledger
-from ledger.models import ApiUsage, PullRequest, PullRequestStateValue, Repository, table_of
+from ledger.models import (
+    ApiUsage,
+    PullRequest,
+    PullRequestIssue,
+    PullRequestStateValue,
+    Repository,
+    table_of,
+)
 
 
 async def open_numbers_with_head(db: Ledger, repository: str, sha: str) -> list[int]:
@@ -24,7 +31,57 @@ async def open_numbers_with_head(db: Ledger, repository: str, sha: str) -> list[
         )
         .order_by(pulls.number)
     )
-    async with db.transaction() as session:
+    async with db.read() as session:
+        return [int(n) for n in (await session.execute(statement)).scalars().all()]
+
+
+async def open_numbers_with_base(db: Ledger, repository: str, base_ref: str) -> list[int]:
+    """Numbers of the open PRs of ``repository`` whose base branch is ``base_ref`` (indexed on
+    ``(repository_id, base_ref)``; rows written before revision 0002 have no ``base_ref`` and
+    are checked through their snapshot)."""
+    pulls, repositories = table_of(PullRequest).c, table_of(Repository).c
+    statement = (
+        select(pulls.number, pulls.base_ref, pulls.snapshot)
+        .join_from(table_of(PullRequest), table_of(Repository))
+        .where(
+            repositories.full_name == repository,
+            pulls.state == PullRequestStateValue.OPEN.value,
+            or_(pulls.base_ref == base_ref, pulls.base_ref.is_(None)),
+        )
+        .order_by(pulls.number)
+    )
+    async with db.read() as session:
+        rows = (await session.execute(statement)).all()
+    return [
+        int(row.number)
+        for row in rows
+        if row.base_ref == base_ref
+        or (row.base_ref is None and (row.snapshot or {}).get("base_ref") == base_ref)
+    ]
+
+
+async def open_numbers_linking_issue(db: Ledger, repository: str, issue_number: int) -> list[int]:
+    """Numbers of the open PRs of ``repository`` whose latest snapshot references issue
+    ``issue_number`` (closing references; indexed on ``(repository_id, issue_number)``)."""
+    pulls, links, repositories = (
+        table_of(PullRequest).c,
+        table_of(PullRequestIssue).c,
+        table_of(Repository).c,
+    )
+    statement = (
+        select(pulls.number)
+        .select_from(table_of(PullRequestIssue))
+        .join(table_of(PullRequest), pulls.id == links.pull_request_id)
+        .join(table_of(Repository), repositories.id == links.repository_id)
+        .where(
+            repositories.full_name == repository,
+            links.issue_number == issue_number,
+            pulls.state == PullRequestStateValue.OPEN.value,
+        )
+        .order_by(pulls.number)
+        .distinct()
+    )
+    async with db.read() as session:
         return [int(n) for n in (await session.execute(statement)).scalars().all()]
 
 
