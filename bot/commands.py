@@ -88,7 +88,9 @@ class GitHubCommandClient:
         payload = response.json()
         role = payload.get("role_name") if isinstance(payload, dict) else None
         permission = payload.get("permission") if isinstance(payload, dict) else None
-        return str(role or permission or "none")
+        # ``permission`` is always admin|write|read|none (maintain -> write); ``role_name`` can be
+        # a custom role's name, so it is only the fallback.
+        return str(permission or role or "none")
 
     async def add_reaction(self, repository: str, comment_id: int, content: str) -> None:
         response = await self.client.request(
