@@ -30,6 +30,7 @@ from aiohttp import web
 from bot.metrics import CONTENT_TYPE, behind_reasons, render_metrics
 from bot.report import budget_lines, cheapness
 from ledger.db import Ledger
+from ledger.families import family_summaries
 from ledger.reporting import (
     TIER_ORDER,
     daily_spend,
@@ -595,6 +596,39 @@ class Dashboard:
                         h(s.reason),
                     ]
                     for s in report.stop_loss
+                ],
+            )
+        )
+        body.append("<h2>Same-shape families</h2>")  # issue 14 (bot/families.py)
+        body.append(
+            table(
+                [
+                    "family",
+                    "state",
+                    "members",
+                    "surfaces",
+                    "tokens",
+                    "per member",
+                    "stopped",
+                    "not spent (est.)",
+                ],
+                [
+                    [
+                        f"{h(f.repository)} <code>{h(f.key)}</code>"
+                        + (
+                            f" (issue #{f.tracking_issue_number})"
+                            if f.tracking_issue_number
+                            else ""
+                        ),
+                        h(f.state),
+                        str(len(f.members)),
+                        "<br>".join(f"<code>{h(s)}</code>" for s in f.surfaces),
+                        f"{f.tokens:,}",
+                        f"{f.tokens_per_member:,.0f}",
+                        str(f.stopped),
+                        f"{f.tokens_not_spent:,}",
+                    ]
+                    for f in await family_summaries(self.db)
                 ],
             )
         )
