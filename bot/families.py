@@ -195,7 +195,7 @@ class FamilyWatch:
         cached = await ledger_families.get_fingerprint(self.db, row.id, snapshot.head_sha)
         if cached is not None and cached.skeleton.get("version") == FINGERPRINT_VERSION:
             return motion_of(cached.surfaces, cached.skeleton)
-        if cached is not None or self.client_for is None or row.installation_id is None:
+        if self.client_for is None or row.installation_id is None:
             return None
         client = self.client_for(row.installation_id)
         budget = getattr(client, "budget", None)
@@ -207,7 +207,14 @@ class FamilyWatch:
         motion = fingerprint(snapshot.head_sha, files, snapshot.title, snapshot.head_ref)
         surfaces, skeleton = _motion_json(motion)
         await ledger_families.save_fingerprint(
-            self.db, row.id, pull.id, snapshot.head_sha, surfaces, skeleton, now
+            self.db,
+            row.id,
+            pull.id,
+            snapshot.head_sha,
+            surfaces,
+            skeleton,
+            now,
+            replace=cached is not None,  # an older FINGERPRINT_VERSION: recomputed once
         )
         return motion
 

@@ -46,8 +46,11 @@ async def save_fingerprint(
     surfaces: dict[str, Any],
     skeleton: dict[str, Any],
     now: datetime,
+    *,
+    replace: bool = False,
 ) -> bool:
-    """Store a fingerprint once per (repository, head SHA); False when it was there already."""
+    """Store a fingerprint once per (repository, head SHA); False when it was there already.
+    ``replace``: overwrite it (the fingerprint rules changed: ``FINGERPRINT_VERSION``)."""
     values = {
         "repository_id": repository_id,
         "pull_request_id": pull_request_id,
@@ -56,10 +59,14 @@ async def save_fingerprint(
         "skeleton": skeleton,
         "computed_at": now,
     }
+    insert = upsert_insert(db.backend, table_of(CodeFingerprint)).values(values)
     statement = (
-        upsert_insert(db.backend, table_of(CodeFingerprint))
-        .values(values)
-        .on_conflict_do_nothing(index_elements=["repository_id", "head_sha"])
+        insert.on_conflict_do_update(
+            index_elements=["repository_id", "head_sha"],
+            set_={"surfaces": surfaces, "skeleton": skeleton, "computed_at": now},
+        )
+        if replace
+        else insert.on_conflict_do_nothing(index_elements=["repository_id", "head_sha"])
     )
     async with db.transaction() as session:
         result = await session.execute(statement)

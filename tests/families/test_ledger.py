@@ -126,3 +126,17 @@ async def test_family_rows_merge_details_and_summarise(ledger: Ledger) -> None:
     await ledger_families.close_family(ledger, first.id, "issue closed", T0)
     (closed,) = await ledger_families.list_families(ledger, repo_id)
     assert (closed.state, closed.state_reason) == ("closed", "issue closed")
+
+
+async def test_fingerprint_replaced_when_its_rules_changed(ledger: Ledger) -> None:
+    repo_id, ids = await seed(ledger, [1])
+    sha = f"{1:040d}"
+    await ledger_families.save_fingerprint(
+        ledger, repo_id, ids[1], sha, {"paths": ["a.py"]}, {"version": 0}, T0
+    )
+    replaced = await ledger_families.save_fingerprint(
+        ledger, repo_id, ids[1], sha, {"paths": ["b.py"]}, {"version": 1}, T0, replace=True
+    )
+    stored = await ledger_families.get_fingerprint(ledger, repo_id, sha)
+    assert replaced and stored is not None and stored.skeleton == {"version": 1}
+    assert await ledger_families.count_fingerprints(ledger, repo_id) == 1
