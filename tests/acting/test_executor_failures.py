@@ -18,7 +18,11 @@ async def test_denied_write_is_attempted_once_not_every_cycle(acting_world: Worl
     world = await acting_world(acting_scenario(mode="act"))
     await world.sync()
     await world.control.add_fault(
-        "status", path=r"/issues/\d+/comments$", method="POST", status=403, count=-1
+        "deny",
+        path=r"/issues/\d+/comments$",
+        method="POST",
+        accepted_permissions="issues=write",
+        count=-1,
     )
     await world.control.reset_accounting()
 
@@ -35,6 +39,8 @@ async def test_denied_write_is_attempted_once_not_every_cycle(acting_world: Worl
     boundaries = await ledger_candidates.active_boundaries(world.db, 1, repo_row)
     assert set(boundaries) == {"comment"}
     assert boundaries["comment"].http_status == 403
+    assert boundaries["comment"].message == "Resource not accessible by integration"
+    assert boundaries["comment"].accepted_permissions == "issues=write"
     actions = await ledger_candidates.list_actions(world.db, await pull_id(world, 11))
     assert [(a.status, a.http_status) for a in actions] == [("failed", 403)]
 
