@@ -373,3 +373,30 @@ def budget_granter(
         return result.effect
 
     return grant
+
+
+@dataclass
+class LowReturnReview:
+    """Runs :func:`review_low_return` over every watched repository at most once per
+    ``interval`` (from ``Escalations.tick``); ``config_for(repository)`` gives its config."""
+
+    db: Ledger
+    config_for: Callable[[str], Awaitable[Config]]
+    interval: timedelta = timedelta(hours=1)
+    last_run: datetime | None = None
+
+    async def __call__(self, now: datetime) -> list[LowReturnVerdict]:
+        if self.last_run is not None and now - self.last_run < self.interval:
+            return []
+        self.last_run = now
+        changed: list[LowReturnVerdict] = []
+        for row in await repositories.list_repositories(self.db):
+            if row.ignored:
+                continue
+            verdict = await review_low_return(
+                self.db, row.full_name, await self.config_for(row.full_name), now
+            )
+            if verdict.changed:
+                log.warning("%s: %s", row.full_name, verdict.reason)
+                changed.append(verdict)
+        return changed

@@ -391,6 +391,8 @@ class Escalations:
     ancestry: Ancestry | None = None  # force-push detection; None: not asked
     # Announces BUDGET_EXHAUSTED jobs once (``bot.budgets.ExhaustionAnnouncer``); run by tick.
     announce: Callable[[datetime], Awaitable[Any]] | None = None
+    # Demotes low-return repositories to watch-only (``bot.budgets.LowReturnReview``); by tick.
+    review_repositories: Callable[[datetime], Awaitable[Any]] | None = None
 
     # -- leases
 
@@ -927,6 +929,8 @@ class Escalations:
         await self.supersede_stale_queued()
         if self.announce is not None:
             await self.announce(self.clock())
+        if self.review_repositories is not None:
+            await self.review_repositories(self.clock())
         verified = 0
         for row in await job_store.list_jobs(
             self.db, states=frozenset({JobState.CLAIMED_DONE}), limit=50

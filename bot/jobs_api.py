@@ -146,6 +146,13 @@ def attach_escalations(service: Any, server: Any) -> Escalations:
         escalations.announce = ExhaustionAnnouncer(
             service.db, sticky_line_writer(actions_for, service.db)
         )
+    from bot.budgets import LowReturnReview
+    from bot.escalation import stored_config
+
+    async def config_for(repository: str) -> Any:
+        return await stored_config(service.db, repository)
+
+    escalations.review_repositories = LowReturnReview(service.db, config_for)
     desk = getattr(getattr(service, "engine", None), "commands", None)
     if desk is not None and hasattr(desk, "grant_budget"):  # /prsteward budget +50k
         from bot.budgets import budget_granter
