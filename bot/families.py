@@ -49,6 +49,8 @@ from policies.triggers import is_bot
 log = logging.getLogger("prsteward.families")
 
 FILES_PER_PAGE = 100
+MAX_FILE_PAGES = 3  # a PR with more than 300 files is fingerprinted from its first 300
+SKELETON_KEPT = 200  # skeleton lines kept in the ledger (for explaining, not comparing)
 # The issue is edited at once when the family's state changes, else at most this often.
 ISSUE_EDIT_INTERVAL = timedelta(minutes=10)
 
@@ -82,7 +84,11 @@ def matters(
 
 
 def _motion_json(motion: CodeMotion) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(surfaces, skeleton) as stored; only the first ``SKELETON_KEPT`` skeleton lines are kept
+    (hash and MinHash cover all of them, and only they are compared)."""
     data = motion.to_json()
+    data["skeleton_total"] = len(data["skeleton"])
+    data["skeleton"] = data["skeleton"][:SKELETON_KEPT]
     surfaces = {"paths": data.pop("surfaces"), "slot_tokens": data.pop("slot_tokens")}
     return surfaces, data
 
@@ -221,11 +227,14 @@ class FamilyWatch:
     async def read_files(
         self, client: FilesClient, repository: str, number: int
     ) -> list[PullFile] | None:
-        """``GET /repos/{o}/{r}/pulls/{n}/files``, every page (one page for up to 100 files)."""
+        """``GET /repos/{o}/{r}/pulls/{n}/files``: one page for up to 100 files, at most
+        ``MAX_FILE_PAGES``."""
         files: list[PullFile] = []
         url: str | None = f"/repos/{repository}/pulls/{number}/files"
         params: dict[str, Any] | None = {"per_page": FILES_PER_PAGE}
-        while url:
+        pages = 0
+        while url and pages < MAX_FILE_PAGES:
+            pages += 1
             self.files_requests += 1
             response = await client.request("GET", url, params=params)
             if response.status_code >= 400:

@@ -330,3 +330,31 @@ async def family_summaries(db: Ledger, limit: int = 50) -> tuple[FamilySummary, 
             )
         )
     return tuple(out)
+
+
+async def close_family_for_issue(
+    db: Ledger, repository: str, issue_number: int, reason: str, now: datetime
+) -> bool:
+    """The family whose tracking issue is ``issue_number`` is closed (for an ``issues.closed``
+    webhook); False when no open family has that issue."""
+    families, repositories = table_of(Family).c, table_of(Repository).c
+    async with db.transaction() as session:
+        found = (
+            await session.execute(
+                select(families.id)
+                .join_from(table_of(Family), table_of(Repository))
+                .where(
+                    repositories.full_name == repository,
+                    families.tracking_issue_number == issue_number,
+                    families.state != "closed",
+                )
+            )
+        ).scalar_one_or_none()
+        if found is None:
+            return False
+        await session.execute(
+            update(table_of(Family))
+            .where(families.id == found)
+            .values(state="closed", state_reason=reason, updated_at=now)
+        )
+        return True

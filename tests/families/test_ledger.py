@@ -140,3 +140,17 @@ async def test_fingerprint_replaced_when_its_rules_changed(ledger: Ledger) -> No
     stored = await ledger_families.get_fingerprint(ledger, repo_id, sha)
     assert replaced and stored is not None and stored.skeleton == {"version": 1}
     assert await ledger_families.count_fingerprints(ledger, repo_id) == 1
+
+
+async def test_closing_the_tracking_issue_closes_the_family(ledger: Ledger) -> None:
+    repo_id, _ = await seed(ledger, [1])
+    row = await ledger_families.upsert_family(
+        ledger, repo_id, "k", state="stopped", state_reason="r", members=[1], details={}, now=T0
+    )
+    assert row.id is not None
+    await ledger_families.set_family_details(ledger, row.id, T0, tracking_issue_number=9)
+    assert not await ledger_families.close_family_for_issue(ledger, "acme/lane", 8, "x", T0)
+    assert await ledger_families.close_family_for_issue(ledger, "acme/lane", 9, "closed", T0)
+    assert not await ledger_families.close_family_for_issue(ledger, "acme/lane", 9, "again", T0)
+    (closed,) = await ledger_families.list_families(ledger, repo_id)
+    assert (closed.state, closed.state_reason) == ("closed", "closed")
