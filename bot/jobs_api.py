@@ -132,8 +132,12 @@ def attach_escalations(service: Any, server: Any) -> Escalations:
         ancestry=github_ancestry(service.app, service.db) if service.app is not None else None,
         lease_ttl=timedelta(seconds=settings.lease_ttl_seconds),
     )
+    from bot.boundaries import report_new
+    from bot.budgets import ExhaustionAnnouncer, LowReturnReview, budget_granter, sticky_line_writer
+    from bot.escalation import stored_config
+
+    exhaustion = ExhaustionAnnouncer(service.db)
     if service.app is not None:  # BUDGET_EXHAUSTED: a line in the sticky comment, once
-        from bot.budgets import ExhaustionAnnouncer, sticky_line_writer
         from bot.executor import GitHubActions
         from ledger.repositories import get_repository
 
@@ -141,13 +145,16 @@ def attach_escalations(service: Any, server: Any) -> Escalations:
             row = await get_repository(service.db, repository)
             if row is None or row.installation_id is None:
                 raise RuntimeError(f"{repository}: no installation known")
-            return GitHubActions(service.app.installation(row.installation_id))
+            config = await stored_config(service.db, repository)  # the App's own logins
+            return GitHubActions(service.app.installation(row.installation_id), config.app_logins)
 
-        escalations.announce = ExhaustionAnnouncer(
-            service.db, sticky_line_writer(actions_for, service.db)
-        )
-    from bot.budgets import LowReturnReview
-    from bot.escalation import stored_config
+        exhaustion.sticky = sticky_line_writer(actions_for, service.db)
+
+    async def announce(now: Any) -> None:
+        await exhaustion(now)  # each BUDGET_EXHAUSTED job once
+        await report_new(service.db, now)  # each new permission boundary once
+
+    escalations.announce = announce
 
     async def config_for(repository: str) -> Any:
         return await stored_config(service.db, repository)
@@ -155,8 +162,6 @@ def attach_escalations(service: Any, server: Any) -> Escalations:
     escalations.review_repositories = LowReturnReview(service.db, config_for)
     desk = getattr(getattr(service, "engine", None), "commands", None)
     if desk is not None and hasattr(desk, "grant_budget"):  # /prsteward budget +50k
-        from bot.budgets import budget_granter
-
         desk.grant_budget = budget_granter(escalations)
     server.mounts.append(JobsApi(escalations).add_routes)
     server.background.append(
