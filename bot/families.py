@@ -28,7 +28,7 @@ from ledger import families as ledger_families
 from ledger.db import Ledger
 from ledger.models import PullRequest, Repository
 from policies.codemotion import FINGERPRINT_VERSION, CodeMotion, PullFile, fingerprint
-from policies.config import Config
+from policies.config import Config, TriggerKind
 from policies.families import (
     FamilyControl,
     FamilyVerdict,
@@ -498,9 +498,15 @@ class FamilyWatch:
             )
 
 
+def _maintainer_asked(candidate: Any) -> bool:
+    """A ``/prsteward escalate`` from a maintainer: a person already decided, no family stops it."""
+    trigger = candidate.trigger
+    return trigger is not None and trigger.kind is TriggerKind.MANUAL
+
+
 def suppress_stopped(decision: Decision, families: Sequence[FamilyVerdict]) -> Decision:
     """``decision`` with its ESCALATE candidates suppressed (``family``) when a family stops
-    this PR, and the stop as a note."""
+    this PR, and the stop as a note. A maintainer's ``/prsteward escalate`` is never stopped."""
     hit = member_stop(families, decision.number)
     if hit is None:
         return decision
@@ -508,7 +514,7 @@ def suppress_stopped(decision: Decision, families: Sequence[FamilyVerdict]) -> D
     assert verdict.stop_rule_id is not None and verdict.stop_reason is not None
     candidates = tuple(
         c.suppress(Suppression.FAMILY, verdict.stop_rule_id, verdict.stop_reason)
-        if c.kind is CandidateKind.ESCALATE
+        if c.kind is CandidateKind.ESCALATE and not _maintainer_asked(c)
         else c
         for c in decision.candidates
     )

@@ -61,3 +61,15 @@ def test_stop_suppresses_only_the_escalation_with_the_rule_id() -> None:
     )
     assert gated.notes[-1].startswith("family-substitution:")
     assert suppress_stopped(decision, ()) is decision
+
+
+def test_a_maintainers_manual_escalation_is_never_stopped() -> None:
+    from policies.history import Commands
+
+    members = members_of(same_shape_family(1, count=6))
+    families = find_families("acme/widgets", members, {}, Config(), T0 + timedelta(hours=1))
+    history = PullRequestHistory(commands=Commands(escalate_comment_id=99))
+    snapshot = make_snapshot(number=6)
+    decision = decide(snapshot, history, Config(), NO_SPEND, T0 + timedelta(hours=1))
+    assert [c.trigger.kind.value for c in decision.escalations] == ["manual"]
+    assert suppress_stopped(decision, families).escalations == decision.escalations
