@@ -765,6 +765,21 @@ class Dashboard:
                     for a in history.actions
                 ],
             ),
+            "<h2>Maintainer commands</h2>",
+            table(
+                ["when", "who", "command", "accepted", "reason", "effect"],
+                [
+                    [
+                        h(when(c["at"])),
+                        h(c["author_login"]),
+                        f"<code>/prsteward {h(' '.join([c['command'], *c['args']]))}</code>",
+                        "yes" if c["accepted"] else "no",
+                        h(c["reason"] or ""),
+                        h(c["effect"] or "pending"),
+                    ]
+                    for c in history.commands
+                ],
+            ),
             "<h2>Escalation jobs</h2>",
             table(
                 ["job", "created", "trigger", "state", "attempt", "budget"],

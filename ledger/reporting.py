@@ -35,6 +35,7 @@ from ledger.models import (
     EscalationAttempt,
     EscalationJob,
     JobState,
+    MaintainerCommand,
     Observation,
     PullRequest,
     PullRequestStateValue,
@@ -713,6 +714,7 @@ class PullHistory:
     attempts: tuple[dict[str, Any], ...]
     spend: tuple[dict[str, Any], ...]
     spend_total: SpendTotals
+    commands: tuple[dict[str, Any], ...] = ()  # /prsteward commands and their effect (issue 12)
 
 
 def _rows(result: Any) -> tuple[dict[str, Any], ...]:
@@ -860,6 +862,16 @@ async def pull_history(
                 await session.execute(select(*_spend_columns()).where(sp.pull_request_id == pr_id))
             ).one()
         )
+        mc = table_of(MaintainerCommand).c
+        commands = _rows(
+            await session.execute(
+                select(mc.at, mc.comment_id, mc.author_login, mc.command, mc.args, mc.accepted)
+                .add_columns(mc.reason, mc.effect)
+                .where(mc.pull_request_id == pr_id)
+                .order_by(mc.at, mc.id)
+                .limit(limit)
+            )
+        )
     snapshot = pr.get("snapshot")
     return PullHistory(
         repository=repository,
@@ -887,6 +899,7 @@ async def pull_history(
         attempts=attempts,
         spend=spend,
         spend_total=spend_total,
+        commands=commands,
     )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from bot.commands import CommandDesk
+from ledger.reporting import pull_history
 from tests.lifecycle.conftest import LifecycleWorld, acting_scenario
 
 World = Callable[..., Awaitable[LifecycleWorld]]
@@ -66,6 +67,12 @@ async def test_freeze_stops_the_gentle_steps_and_unfreeze_resumes_them(
     assert (first.command, first.accepted, first.author_login) == ("freeze", True, "alice")
     assert first.effect is not None and first.effect.startswith("frozen")
     assert (second.command, second.effect) == ("unfreeze", "unfrozen")
+    history = await pull_history(world.db, "acme/widgets", 11)  # the PR's history page
+    assert history is not None
+    assert [(c["command"], c["effect"]) for c in history.commands] == [
+        ("freeze", first.effect),
+        ("unfreeze", "unfrozen"),
+    ]
 
 
 async def test_pause_suppresses_every_action_and_resume_lets_them_through(
