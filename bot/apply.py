@@ -21,7 +21,7 @@ from bot.handlers.effects import (
     RemoveRepositories,
     UpsertInstallation,
 )
-from ledger import pulls, repositories
+from ledger import pulls, recovery, repositories
 from ledger.db import Ledger
 from ledger.models import ObservationSource
 from ledger.watching import (
@@ -118,10 +118,15 @@ class Applier:
                 )
             case RemoveInstallation(installation_id=installation_id):
                 await repositories.mark_installation_removed(self.db, installation_id, now)
-                for repo_row in await repositories.list_repositories(
-                    self.db, installation_id=installation_id
-                ):
-                    await repositories.mark_repository_removed(self.db, repo_row.full_name, now)
+                gone = [
+                    repo_row.full_name
+                    for repo_row in await repositories.list_repositories(
+                        self.db, installation_id=installation_id
+                    )
+                ]
+                for name in gone:
+                    await repositories.mark_repository_removed(self.db, name, now)
+                await self._cancel_jobs(gone, "the App was uninstalled", now)
             case AddRepositories(installation_id=installation_id, repositories=names):
                 added = []
                 ids = list(effect.github_ids) + [None] * len(names)
@@ -151,6 +156,16 @@ class Applier:
             case RemoveRepositories(repositories=names):
                 for name in names:
                     await repositories.mark_repository_removed(self.db, name, now)
+                await self._cancel_jobs(
+                    list(names), "the repository was removed from the installation", now
+                )
+
+    async def _cancel_jobs(self, names: list[str], reason: str, now: datetime) -> None:
+        """Removed repositories are no longer swept (``removed_at``); their open escalation
+        jobs are cancelled with ``reason`` (issue 13)."""
+        cancelled = await recovery.cancel_jobs_of_repositories(self.db, names, reason, now)
+        if cancelled:
+            log.info("cancelled jobs %s: %s", cancelled, reason)
 
     async def _observe(
         self,

@@ -566,6 +566,79 @@ def boundaries_clear(
     typer.echo(f"{lifted} boundaries lifted")
 
 
+deliveries_app = typer.Typer(
+    help="GitHub's webhook deliveries: recover what prsteward missed.", no_args_is_help=True
+)
+app.add_typer(deliveries_app, name="deliveries")
+
+
+def _since(text: str | None) -> Any:
+    """``--since``: an ISO time (``2026-11-23T10:00:00Z``) or an age (``90m``, ``6h``, ``2d``)."""
+    from datetime import UTC, datetime, timedelta
+
+    if text is None:
+        return None
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return datetime.now(UTC) - timedelta(seconds=int(text[:-1]) * units[text[-1]])
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise typer.BadParameter(
+            f"--since wants an ISO time or an age like 6h, got {text!r}"
+        ) from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+@deliveries_app.command("recover")
+def deliveries_recover(
+    since: str | None = typer.Option(
+        None,
+        "--since",
+        help="Look back to this time (ISO, or an age: 90m, 6h, 2d); default: back to the "
+        "newest delivery already in the inbox, at most GitHub's 3 days.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="List what would be asked for."),
+    pace: float = typer.Option(0.1, "--pace", help="Seconds between redelivery requests."),
+) -> None:
+    """Ask GitHub to redeliver the failed webhook deliveries that never reached the inbox
+    (each at most once, every request recorded in the ledger); prints what it asked for."""
+    import asyncio
+
+    from bot.github import GitHubError
+    from bot.recovery import DeliveryRecoverer, RecoveryReport
+    from bot.service import Service, ServiceConfigError
+    from bot.settings import fail, load_settings
+    from ledger.db import LedgerURLError
+
+    settings = load_settings()
+    _configure_logging("WARNING" if settings.log_level == "INFO" else settings.log_level)
+    horizon = _since(since)
+
+    async def run() -> RecoveryReport:
+        service = await Service.open(settings, need_app=True)
+        try:
+            assert service.app is not None
+            recoverer = DeliveryRecoverer(service.app, service.db, pace_seconds=pace)
+            return await recoverer.recover(horizon, dry_run=dry_run)
+        finally:
+            await service.close()
+
+    try:
+        report = asyncio.run(run())
+    except ServiceConfigError as error:
+        fail(str(error))
+    except GitHubError as error:
+        fail(f"prsteward: GitHub: {error}")
+    except LedgerURLError as error:
+        fail(f"prsteward: bad setting PRSTEWARD_DATABASE_URL: {error}")
+    except _unreachable_ledger_errors() as error:
+        fail(_unreachable_ledger_message(settings.database_url, error))
+    typer.echo(report.describe())
+    if report.errors:
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app()
 

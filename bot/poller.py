@@ -25,6 +25,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from bot.github import GitHubError
 from bot.reconcile import Reconciler, RepoResult
+from bot.recovery import DeliveryRecoverer, RecoveryReport
 from ledger.db import Ledger
 from ledger.leader import LeaderLock
 from ledger.models import Repository
@@ -33,6 +34,8 @@ from ledger.watching import record_api_usage
 log = logging.getLogger("prsteward.poller")
 
 CYCLE_JOB = "reconcile-cycle"
+RECOVERY_JOB = "delivery-recovery"
+BACKFILL_JOB = "backfill"
 
 
 def utcnow() -> datetime:
@@ -60,8 +63,18 @@ class Poller:
         discover_interval: float = 600.0,
         leader_retry: float = 15.0,
         clock: Callable[[], datetime] = utcnow,
+        recovery: DeliveryRecoverer | None = None,
+        recovery_interval: float = 300.0,
     ) -> None:
         self.reconciler = reconciler
+        # Missed-delivery recovery (issue 13): at leadership start, then every
+        # ``recovery_interval`` seconds; None disables it.
+        self.recovery = recovery
+        self.recovery_interval = recovery_interval
+        self.last_recovery: RecoveryReport | None = None
+        self.backfills = 0  # backfill passes run (tests, /metrics)
+        self.last_backfill: list[RepoResult] = []
+        self._reconcile_lock = asyncio.Lock()  # one reconcile pass at a time (cycle, backfill)
         self.db = db
         self.interval = interval
         self.full_interval = timedelta(seconds=full_interval)
@@ -79,6 +92,7 @@ class Poller:
         self.last_results: list[RepoResult] = []
         self.cycle_done = asyncio.Event()
         self._cycle_task: asyncio.Task[object] | None = None  # the cycle running now, if any
+        self._jobs_running: set[asyncio.Task[object]] = set()  # recovery and backfill passes
         # Called with each cycle's results (e.g. the engine evaluates the PRs that changed).
         self.after_cycle: list[Callable[[list[RepoResult]], Awaitable[object]]] = []
 
@@ -89,7 +103,7 @@ class Poller:
     async def start(self) -> None:
         self._task = asyncio.create_task(self._lead(), name="poller-leadership")
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 5.0) -> None:
         """Stop leading: start no new cycle, let a running one finish (up to ``timeout``; the
         scheduler's shutdown cancels it, logged as a failed job with a traceback), then
         release the lock."""
@@ -101,19 +115,79 @@ class Poller:
         if self.scheduler is not None:
             with contextlib.suppress(Exception):
                 self.scheduler.pause()
-        running = self._cycle_task
-        if running is not None and not running.done():
-            await asyncio.wait({running}, timeout=timeout)
+        running = {t for t in {self._cycle_task, *self._jobs_running} if t is not None}
+        running = {t for t in running if not t.done()}
+        if running:
+            # A redelivery request in hand or a page being recorded finishes first.
+            await asyncio.wait(running, timeout=timeout)
         self._stop_scheduler()
         await self.leader.release()
 
     def sweep_soon(self, repositories: list[str]) -> None:
-        """Repositories just added to an installation: sweep them fully in the next cycle, now."""
+        """Repositories just added to an installation (``installation`` created,
+        ``installation_repositories`` added): a full sweep of exactly those, now, in a one-off
+        backfill pass (each repository still goes through the installation's rate budget).
+        On a replica that does not lead, the leader's next cycle sweeps them fully (they have
+        never been swept)."""
         self._backfill.update(repositories)
-        self._last_discover = None  # learn their installation
         if self.scheduler is not None and self.scheduler.running:
             with contextlib.suppress(Exception):
-                self.scheduler.modify_job(CYCLE_JOB, next_run_time=datetime.now(UTC))
+                self.scheduler.add_job(
+                    self.backfill,
+                    id=BACKFILL_JOB,
+                    next_run_time=datetime.now(UTC),
+                    replace_existing=True,
+                    max_instances=1,
+                    misfire_grace_time=None,
+                )
+
+    async def backfill(self) -> list[RepoResult]:
+        """Full sweep of the repositories waiting for their first sweep (never raises)."""
+        self._track()
+        async with self._reconcile_lock:
+            names = set(self._backfill)
+            if not names:
+                return []
+            try:
+                results = await self.reconciler.run_cycle(names=names, full=True)
+            except Exception:
+                log.exception("backfill of %s failed", ", ".join(sorted(names)))
+                return []
+            done = {r.repository for r in results if not r.errors}
+            # Not known yet (an installation the ledger has not seen): the next cycle discovers.
+            missing = names - {r.repository for r in results}
+            if missing:
+                self._last_discover = None
+            self._backfill -= done
+            self.backfills += 1
+            self.last_backfill = results
+            for result in results:
+                log.info("backfill: %s", result.describe())
+        for hook in self.after_cycle:
+            try:
+                await hook(results)
+            except Exception:
+                log.exception("after-cycle hook failed")
+        return results
+
+    async def recover_deliveries(self) -> RecoveryReport | None:
+        """One missed-delivery recovery pass (the scheduled job); never raises."""
+        if self.recovery is None:
+            return None
+        self._track()
+        try:
+            report = await self.recovery.recover()
+        except Exception:
+            log.exception("delivery recovery failed")
+            return None
+        self.last_recovery = report
+        return report
+
+    def _track(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._jobs_running.add(task)
+            task.add_done_callback(self._jobs_running.discard)
 
     async def _lead(self) -> None:
         while True:
@@ -141,6 +215,20 @@ class Poller:
             coalesce=True,
             misfire_grace_time=None,
         )
+        if self.recovery is not None:
+            scheduler.add_job(
+                self.recover_deliveries,
+                IntervalTrigger(seconds=self.recovery_interval, timezone=UTC),
+                id=RECOVERY_JOB,
+                next_run_time=datetime.now(UTC),
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=None,
+            )
+        if self._backfill:
+            scheduler.add_job(
+                self.backfill, id=BACKFILL_JOB, next_run_time=datetime.now(UTC), max_instances=1
+            )
         scheduler.start()
         self.scheduler = scheduler
 
@@ -153,6 +241,10 @@ class Poller:
     async def cycle(self) -> list[RepoResult]:
         """One reconciliation cycle (the scheduled job); never raises."""
         self._cycle_task = asyncio.current_task()
+        async with self._reconcile_lock:
+            return await self._cycle()
+
+    async def _cycle(self) -> list[RepoResult]:
         now = self.clock()
         backfill = set(self._backfill)
         try:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import fnmatch
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -191,8 +191,12 @@ class Reconciler:
                 await repositories.mark_repository_removed(self.db, row.full_name, now)
         return targets
 
-    async def known_targets(self, only: str | None = None) -> list[RepoTarget]:
-        """Repositories the ledger knows, watched and not removed."""
+    async def known_targets(
+        self, only: str | None = None, names: Collection[str] | None = None
+    ) -> list[RepoTarget]:
+        """Repositories the ledger knows, watched and not removed (only ``only``, or only
+        those in ``names``, when given)."""
+        wanted = {n.lower() for n in names} if names is not None else None
         rows = await repositories.list_repositories(self.db)
         paused: dict[int, bool] = {}
         for installation_id in {r.installation_id for r in rows if r.installation_id is not None}:
@@ -209,6 +213,7 @@ class Reconciler:
             and not r.archived
             and self.repository_allowed(r.full_name)
             and (only is None or r.full_name.lower() == only.lower())
+            and (wanted is None or r.full_name.lower() in wanted)
         ]
 
     # -- one repository
@@ -460,12 +465,13 @@ class Reconciler:
         only: str | None = None,
         full: bool | Callable[[Repository | None], bool] = False,
         discover: bool = False,
+        names: Collection[str] | None = None,
     ) -> list[RepoResult]:
-        """One cycle over every watched repository (or ``only``)."""
+        """One cycle over every watched repository (or ``only``, or those in ``names``)."""
         if discover:
             await self.discover()
         results: list[RepoResult] = []
-        for target in await self.known_targets(only):
+        for target in await self.known_targets(only, names):
             client = self.app.installation(target.installation_id)
             now = self.clock()
             if not client.budget.may_spend("rest", 1, now) or not client.budget.may_spend(

@@ -24,6 +24,7 @@ from bot.engine import Engine, engine_for_app
 from bot.github import GitHubApp, GitHubError, app_from_settings
 from bot.poller import Poller, wants_full_sweep
 from bot.reconcile import Reconciler, RepoResult, RepositoryFilter
+from bot.recovery import DeliveryRecoverer
 from bot.selfcheck import SelfCheck
 from bot.server import Background, Server
 from bot.settings import Settings
@@ -101,6 +102,8 @@ class Service:
                 interval=settings.poll_interval_seconds,
                 full_interval=settings.full_sweep_interval_seconds,
             )
+            # Missed-delivery recovery on the poller leader (issue 13, bot/recovery.py).
+            poller.recovery = DeliveryRecoverer(app, db)
             engine = engine_for_app(app, db)
             engine.commands = desk_for_app(  # /prsteward commands (issue 12)
                 app, db, pacer=engine.executor.pacer if engine.executor else None, poller=poller
@@ -177,6 +180,10 @@ async def serve(settings: Settings) -> None:
             print(f"prsteward: serving on {url}", file=sys.stderr, flush=True)  # noqa: T201
             await stop.wait()
             log.info("stopping")
+            # At once: /readyz fails and new deliveries get 503 (GitHub marks them failed; the
+            # recovery pass after restart asks for them again). In-flight requests finish their
+            # store and acknowledgement while the server shuts down (issue 13).
             server.stopping = True
+            server.intake.accepting = False
     finally:
         await service.close()

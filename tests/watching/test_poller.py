@@ -127,12 +127,14 @@ async def test_poller_runs_cycles_and_sweeps_added_repositories_at_once(
         await sim.control.event("open_pull", repo="acme/widgets", title="Late", user="zed")
         poller.sweep_soon(["acme/widgets"])
 
-        async def second_cycle() -> bool:
-            return poller.cycles >= 2
+        async def backfilled() -> bool:
+            return poller.backfills >= 1
 
-        assert await eventually(second_cycle, 30)
-        modes = {r.repository: r.mode for r in poller.last_results}
-        assert modes["acme/widgets"] == "full"
+        assert await eventually(backfilled, 30)
+        # Exactly the added repositories are swept (issue 13), not a whole cycle.
+        assert poller.cycles == 1
+        modes = {r.repository: r.mode for r in poller.last_backfill}
+        assert modes == {"acme/widgets": "full"}
         assert len(await pulls.list_open(db, "acme/widgets")) == 12
         samples = await list_api_usage(db)
         assert {(s.installation_id, s.resource) for s in samples} == {(1, "core"), (1, "graphql")}
