@@ -395,6 +395,7 @@ class FamilyWatch:
             "dollars": family.dollars,
             "median_tokens_per_member": family.median_tokens_per_member,
             "tokens_not_spent": family.tokens_not_spent,
+            "tokens_not_spent_by_rule": family.tokens_not_spent_by_rule,
             "burn_tokens_last_hour": family.burn_tokens_last_hour,
             "stopped": [v.number for v in family.stopped_members],
         }

@@ -161,6 +161,13 @@ class FamilyVerdict:
         """Estimate: each stopped member would have spent the family's median per member."""
         return int(self.median_tokens_per_member * len(self.stopped_members))
 
+    @property
+    def tokens_not_spent_by_rule(self) -> dict[str, int]:
+        """The estimate per stop: ``family-substitution``, ``family-consolidation``, ``family-burn``."""
+        stopped = Counter(v.stop_rule_id for v in self.verdicts if v.stop_rule_id is not None)
+        median = self.median_tokens_per_member
+        return {rule: int(median * count) for rule, count in sorted(stopped.items())}
+
     def has(self, rule_id: str) -> bool:
         return any(r.rule_id == rule_id for r in self.responses)
 
@@ -457,12 +464,14 @@ def render_issue(family: FamilyVerdict) -> str:
         marker(family.key),
         f"### Same-shape family `{family.key}` in {family.repository}",
         "",
-        f"**State**: {family.state.value} ({family.state_reason})",
-        f"**Surfaces**: {_surfaces_text(family.surfaces)}",
-        f"**Members**: {len(family.members)}; **spend**: {family.tokens:,} tokens "
+        f"- **State**: {family.state.value} ({family.state_reason})",
+        f"- **Surfaces**: {_surfaces_text(family.surfaces)}",
+        f"- **Members**: {len(family.members)}; **spend**: {family.tokens:,} tokens "
         f"(${family.dollars:.2f}), median {family.median_tokens_per_member:,.0f} tokens per "
         f"member; **tokens not spent** because of stops (estimate): {family.tokens_not_spent:,}",
-        f"**Burn**: {family.burn_tokens_last_hour:,} tokens in the last hour (ceiling "
+        "- **Tokens not spent, per stop**: "
+        + (", ".join(f"`{r}` {t:,}" for r, t in family.tokens_not_spent_by_rule.items()) or "none"),
+        f"- **Burn**: {family.burn_tokens_last_hour:,} tokens in the last hour (ceiling "
         f"{family.burn_ceiling:,} per hour)",
         "",
         "#### Responses",

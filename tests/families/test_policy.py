@@ -111,6 +111,8 @@ def test_burn_ceiling_stops_every_member_until_continue() -> None:
     assert {v.stop_rule_id for v in family.verdicts} == {"family-burn"}
     assert family.burn_tokens_last_hour == 4_500_000
     assert family.tokens_not_spent == 3 * 1_500_000
+    assert family.tokens_not_spent_by_rule == {"family-burn": 3 * 1_500_000}
+    assert "`family-burn` 4,500,000" in render_issue(family)
     (after,) = families_of(members, {family.key: FamilyControl(continued_at=NOW)})
     assert after.stopped_members == ()
 
