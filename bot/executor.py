@@ -393,6 +393,9 @@ class Executor:
         """Perform one candidate; never raises for GitHub trouble except :class:`Stop`."""
         if candidate.kind is CandidateKind.ESCALATE:
             return await self._escalate(ctx, candidate_id, candidate)
+        standing = await self._standing_boundary(ctx, candidate_id, candidate)
+        if standing is not None:
+            return standing
         actions = self.actions_for(ctx.installation_id, ctx.config)
         try:
             return await self._perform(actions, ctx, candidate_id, candidate)
@@ -407,6 +410,28 @@ class Executor:
             )
         except GitHubError as error:
             return await self._failed(ctx, candidate_id, candidate, error, None)
+
+    async def _standing_boundary(
+        self, ctx: PullContext, candidate_id: int, candidate: Candidate
+    ) -> Performed | None:
+        """A boundary opened earlier in this cycle (another PR's denied write) stops the same
+        action kind here too: recorded ``suppressed_boundary`` and counted, not attempted."""
+        from ledger import boundaries as ledger_boundaries
+
+        kind = BOUNDARY_KIND.get(candidate.kind, candidate.kind.value)
+        standing = await ledger_candidates.active_boundaries(
+            self.db, ctx.installation_id, ctx.key.repository_id
+        )
+        boundary = standing.get(kind)
+        if boundary is None or boundary.id is None:
+            return None
+        reason = f"GitHub denied {kind} here since {boundary.since.isoformat()}: {boundary.message}"
+        outcome = CandidateOutcome.SUPPRESSED_BOUNDARY.value
+        await ledger_candidates.set_outcome(
+            self.db, candidate_id, outcome, reason, self.clock(), {"boundary_id": boundary.id}
+        )
+        await ledger_boundaries.count_suppressed(self.db, boundary.id)
+        return Performed(candidate.key, outcome, reason)
 
     async def _failed(
         self,

@@ -119,3 +119,13 @@ async def mark_reported(db: Ledger, boundary_id: int, now: datetime) -> bool:
             .values(reported_at=now)
         )
     return rowcount(result) == 1
+
+
+async def count_suppressed(db: Ledger, boundary_id: int) -> None:
+    """One more candidate suppressed because of this boundary."""
+    async with db.transaction() as session:
+        await session.execute(
+            update(_boundaries)
+            .where(_boundaries.c.id == boundary_id)
+            .values(suppressed_count=_boundaries.c.suppressed_count + 1)
+        )

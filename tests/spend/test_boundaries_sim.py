@@ -18,6 +18,16 @@ from tests.acting.test_executor_sim import CREATE
 from tests.spend.helpers import route_last_webhook
 
 World = Callable[..., Awaitable[ActingWorld]]
+TWO_RED_PULLS = [
+    {
+        "number": number,
+        "title": f"Fix crash {number}",
+        "author": "dave",
+        "created": "-2d",
+        "checks": {"ci": "failure", "lint": "success"},
+    }
+    for number in (11, 12)
+]
 
 
 @pytest.mark.parametrize(
@@ -41,7 +51,7 @@ def test_which_refusals_are_boundaries(status: int, message: str, boundary: bool
 async def test_denied_write_is_attempted_once_per_boundary_and_lifts_on_new_permissions(
     acting_world: World,
 ) -> None:
-    world = await acting_world(acting_scenario(mode="act"))
+    world = await acting_world(acting_scenario(mode="act", pulls=TWO_RED_PULLS))
     world.server.sim.state.installations[1].permissions = {
         **INSTALLATION_PERMISSIONS,
         "issues": "read",
@@ -61,13 +71,14 @@ async def test_denied_write_is_attempted_once_per_boundary_and_lifts_on_new_perm
         await world.sync()
         await world.evaluate()
 
-    assert (await world.requests()).get(CREATE) == 1  # once, not once per cycle
+    assert (await world.requests()).get(CREATE) == 1  # once, not once per cycle or per PR
     [row] = await ledger_boundaries.list_boundaries(world.db)
     boundary = row.boundary
     assert row.repository == "acme/widgets" and boundary.installation_id == 1
     assert boundary.action_kind == "comment" and boundary.http_status == 403
     assert boundary.message == "Resource not accessible by integration"
     assert boundary.accepted_permissions == "issues=write"
+    assert boundary.suppressed_count >= 1  # PR 12's status comment, never attempted
     now = await world.now()
     [line] = await report_new(world.db, now)  # reported once
     assert "comment denied" in line and "issues=write" in line
@@ -86,8 +97,9 @@ async def test_denied_write_is_attempted_once_per_boundary_and_lifts_on_new_perm
 
     await world.sync()
     await world.evaluate()
-    assert (await world.requests()).get(CREATE) == 2  # tried again, once
+    assert (await world.requests()).get(CREATE) == 3  # tried again, once per PR
     assert len(await world.bot_comments("acme/widgets", 11)) == 1
+    assert len(await world.bot_comments("acme/widgets", 12)) == 1
 
 
 async def test_a_maintainer_clears_a_boundary(acting_world: World) -> None:
