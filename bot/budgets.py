@@ -107,23 +107,43 @@ def spend_rows_json(stats: Sequence[SpendStats]) -> list[dict[str, Any]]:
     ]
 
 
+SPEND_CLASS_COLUMNS = (
+    "trigger",
+    "size",
+    "jobs",
+    "verified done",
+    "median",
+    "p90",
+    "utilisation (verified)",
+    "done-claims rejected with budget left",
+)
+
+
+def spend_class_cells(stats: Sequence[SpendStats]) -> list[list[str]]:
+    """One row of text cells per (trigger kind, size class), in SPEND_CLASS_COLUMNS order."""
+    return [
+        [
+            s.trigger_kind,
+            s.size_class,
+            str(s.jobs),
+            f"{s.verified_done} ({s.verified_rate:.0%})",
+            f"${s.median_dollars:.2f}",
+            f"${s.p90_dollars:.2f}",
+            "-" if s.utilisation is None else f"{s.utilisation:.0%}",
+            str(s.done_claims_rejected_with_budget_left),
+        ]
+        for s in stats
+    ]
+
+
 def render_spend_table(stats: Sequence[SpendStats]) -> list[str]:
     """Markdown lines: '### Spend by trigger and size' and one row per group."""
     lines = ["### Spend by trigger and size", ""]
     if not stats:
         return [*lines, "No finished escalation jobs yet."]
-    lines += [
-        "| trigger | size | jobs | verified done | median | p90 | utilisation (verified) "
-        "| done-claims rejected with budget left |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for s in stats:
-        used = "-" if s.utilisation is None else f"{s.utilisation:.0%}"
-        lines.append(
-            f"| {s.trigger_kind} | {s.size_class} | {s.jobs} | {s.verified_done} "
-            f"({s.verified_rate:.0%}) | ${s.median_dollars:.2f} | ${s.p90_dollars:.2f} | {used} "
-            f"| {s.done_claims_rejected_with_budget_left} |"
-        )
+    lines.append("| " + " | ".join(SPEND_CLASS_COLUMNS) + " |")
+    lines.append("|" + "---|" * len(SPEND_CLASS_COLUMNS))
+    lines += ["| " + " | ".join(cells) + " |" for cells in spend_class_cells(stats)]
     return lines
 
 

@@ -17,6 +17,12 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from bot.budgets import (
+    SPEND_CLASS_COLUMNS,
+    render_spend_table,
+    spend_class_cells,
+    spend_rows_json,
+)
 from ledger.db import Ledger
 from ledger.families import FamilySummary, family_summaries
 from ledger.reporting import TIER_ORDER, ReportData, WouldDo, gather_report
@@ -219,6 +225,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
             for s in report.stop_loss
         ],
         "families": [family_json(f) for f in report.families],
+        "spend_by_trigger_and_size": spend_rows_json(report.spend_classes),  # issue 11
     }
 
 
@@ -354,6 +361,7 @@ def render_markdown(report: ReportData) -> str:
     ] or ["- none"]
     lines += ["", "### Same-shape families", ""]
     lines += [family_line(f) for f in report.families] or ["- none"]
+    lines += ["", *render_spend_table(report.spend_classes)]  # issue 11
     return "\n".join(lines) + "\n"
 
 
@@ -496,6 +504,12 @@ def render_rich(report: ReportData) -> Group:
             f"~{f.tokens_not_spent:,}",
         )
     parts.append(families)
+    by_class = Table(title="Spend by trigger and size", title_justify="left")  # issue 11
+    for column in SPEND_CLASS_COLUMNS:
+        by_class.add_column(column)
+    for row in spend_class_cells(report.spend_classes):
+        by_class.add_row(*row)
+    parts.append(by_class)
     return Group(*[_or_none(p) if isinstance(p, Table) else p for p in parts])
 
 
@@ -586,4 +600,11 @@ async def build_report(db: Ledger, now: datetime, cadence_seconds: float = 3600.
 
     report = await gather_report(db, now)
     health = judge(await read_health(db), now, cadence_seconds)  # issue 12: "prsteward is behind"
-    return replace(report, families=await family_summaries(db), behind=health.behind)
+    from bot.budgets import spend_report
+
+    return replace(
+        report,
+        families=await family_summaries(db),
+        behind=health.behind,
+        spend_classes=await spend_report(db),  # issue 11
+    )

@@ -45,6 +45,7 @@ from ledger.models import (
     WebhookDelivery,
     table_of,
 )
+from policies.sizing import SpendStats
 
 IN_FLIGHT_JOB_STATES = (
     JobState.DETECTED.value,
@@ -200,6 +201,8 @@ class ReportData:
     stop_loss: tuple[StopLossDecision, ...]
     families: tuple[FamilySummary, ...] = ()  # same-shape families (issue 14, ledger/families.py)
     behind: tuple[str, ...] = ()  # why prsteward is behind (bot/selfcheck.py); empty: not
+    # per trigger kind and size class (issue 11, bot/budgets.py: spend_report)
+    spend_classes: tuple[SpendStats, ...] = ()
 
     @property
     def open_total(self) -> int:

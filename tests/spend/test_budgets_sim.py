@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from bot.budgets import render_spend_table, spend_report
+from bot.report import build_report, render_markdown, report_json
 from ledger import jobs as job_store
 from ledger.models import JobState
 from tests.acting.conftest import ActingWorld, acting_scenario
@@ -70,6 +71,10 @@ async def test_budget_follows_verified_history_and_ignores_failed_jobs(
     assert small.done_claims_rejected_with_budget_left == 1
     table = "\n".join(render_spend_table(list(stats.values())))
     assert "| failing_ci | S | 4 | 3 (75%) | $0.40 | $2.90 | 13% | 1 |" in table
+    report = await build_report(world.db, now)  # `prsteward report`: the same section
+    assert "| failing_ci | S | 4 | 3 (75%) | $0.40 | $2.90 | 13% | 1 |" in render_markdown(report)
+    by_class = report_json(report)["spend_by_trigger_and_size"]
+    assert {(r["trigger_kind"], r["size_class"]) for r in by_class} >= {("failing_ci", "S")}
 
 
 async def test_without_history_the_class_default_applies(acting_world: World) -> None:
