@@ -235,6 +235,7 @@ def test_logs_say_what_was_requeued_and_show_no_traceback_or_secret(crashed: Cra
         assert "re-queued" in crashed.logs
 
 
+@pytest.mark.postgres
 async def test_crashed_ledger_round_trips_through_postgres(
     crashed: CrashRun, postgres_url: str, tmp_path: Path
 ) -> None:
