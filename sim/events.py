@@ -275,8 +275,13 @@ def push_head(
     *,
     sha: str | None = None,
     checks: list[str] | None = None,
+    rebase: bool = False,
 ) -> str:
-    """The author pushes: new head SHA, checks start over (queued), mergeability recomputed."""
+    """The author pushes: new head SHA, checks start over (queued), mergeability recomputed.
+
+    ``rebase``: the new head sits on the base branch as it is now (a rebase or a merge of the
+    base that resolves a conflict): the PR's base SHA moves there (no longer BEHIND) and
+    mergeability settles to MERGEABLE after the UNKNOWN period."""
     before = pull.head_sha
     pull.head_sha = sha or fake_sha(repo.full_name, pull.number, "head", sim.state.next_id())
     pull.commits += 1
@@ -284,9 +289,12 @@ def push_head(
     touch_pull(sim, pull)
     previous = sim.state.check_runs_for(repo, before)
     names = checks if checks is not None else [run.name for run in previous]
-    mark_mergeable_unknown(
-        sim, repo, pull, settle_to=pull.mergeable if pull.mergeable != "UNKNOWN" else "MERGEABLE"
-    )
+    if rebase:
+        pull.base_sha = repo.branches.setdefault(pull.base_ref, pull.base_sha)
+        settle_to = "MERGEABLE"
+    else:
+        settle_to = pull.mergeable if pull.mergeable != "UNKNOWN" else "MERGEABLE"
+    mark_mergeable_unknown(sim, repo, pull, settle_to=settle_to)
     pull_event(
         sim, repo, pull, "synchronize", sender or pull.user, before=before, after=pull.head_sha
     )
@@ -554,16 +562,21 @@ def set_status(
     return status
 
 
-def move_base(
+def push_branch(
     sim: Simulator,
     repo: Repository,
     *,
     branch: str | None = None,
-    conflicts: list[int] | None = None,
     sender: str | None = None,
+    added: list[str] | None = None,
+    modified: list[str] | None = None,
+    removed: list[str] | None = None,
+    message: str = "Update",
+    conflicts: list[int] | None = None,
 ) -> str:
-    """Someone pushes to the base branch: a ``push`` event; open PRs on it get UNKNOWN, then
-    CONFLICTING (those in ``conflicts``) or MERGEABLE."""
+    """Someone pushes one commit to ``branch`` (default: the default branch): a ``push`` event
+    with the paths in ``commits[]``; open PRs on it get UNKNOWN, then CONFLICTING (those in
+    ``conflicts``) or what they were."""
     ref = branch or repo.default_branch
     before = repo.branches.get(ref, fake_sha(repo.full_name, "base", 0))
     after = fake_sha(repo.full_name, ref, sim.state.next_id())
@@ -571,14 +584,19 @@ def move_base(
     repo.pushed_at = sim.state.now()
     pusher = sender or repo.owner
     identity = {"name": pusher, "email": f"{pusher}@users.noreply.sim", "username": pusher}
-    head_commit = {**sim.render.head_commit(repo, after), "author": identity, "committer": identity}
+    head_commit = {
+        **sim.render.head_commit(repo, after),
+        "message": message,
+        "author": identity,
+        "committer": identity,
+    }
     commit = {
         **head_commit,
         "distinct": True,
         "url": f"{sim.render.web}/{repo.full_name}/commit/{after}",
-        "added": [],
-        "removed": [],
-        "modified": ["README.md"],
+        "added": list(added or []),
+        "removed": list(removed or []),
+        "modified": list(modified or []),
     }
     payload = envelope(
         sim,
@@ -613,6 +631,61 @@ def move_base(
                 settle = "MERGEABLE"
             mark_mergeable_unknown(sim, repo, pull, settle_to=settle)
     return after
+
+
+def move_base(
+    sim: Simulator,
+    repo: Repository,
+    *,
+    branch: str | None = None,
+    conflicts: list[int] | None = None,
+    sender: str | None = None,
+) -> str:
+    """Someone pushes to the base branch: a ``push`` event; open PRs on it get UNKNOWN, then
+    CONFLICTING (those in ``conflicts``) or MERGEABLE."""
+    return push_branch(
+        sim, repo, branch=branch, sender=sender, modified=["README.md"], conflicts=conflicts
+    )
+
+
+def change_file(
+    sim: Simulator,
+    repo: Repository,
+    path: str,
+    content: str | None,
+    *,
+    sender: str | None = None,
+    message: str | None = None,
+) -> str:
+    """A commit to the default branch that writes ``path`` (``content`` None: deletes it), as
+    ``GET .../contents/{path}`` then answers: a ``push`` event with the path in
+    ``commits[].added/modified/removed``; open PRs on the branch are recomputed (UNKNOWN for a
+    while, then what they were) and are BEHIND."""
+    path = path.strip("/")
+    if not path:
+        raise EventError("file: a path")
+    existed = path in repo.files
+    added: list[str] = []
+    modified: list[str] = []
+    removed: list[str] = []
+    if content is None:
+        if not existed:
+            raise EventError(f"no file {path!r} in {repo.full_name}")
+        del repo.files[path]
+        removed.append(path)
+    else:
+        repo.files[path] = content
+        (modified if existed else added).append(path)
+    verb = "Delete" if content is None else ("Update" if existed else "Create")
+    return push_branch(
+        sim,
+        repo,
+        sender=sender,
+        message=message or f"{verb} {path}",
+        added=added,
+        modified=modified,
+        removed=removed,
+    )
 
 
 # ----------------------------------------------------------------------------- reviews, comments
@@ -651,6 +724,28 @@ def submit_review(
         ),
     )
     return review
+
+
+def request_review(
+    sim: Simulator, repo: Repository, pull: PullRequest, reviewers: list[str], sender: str
+) -> list[str]:
+    """Review is requested (again) from ``reviewers``: one ``pull_request`` ``review_requested``
+    per login not already requested. A reviewer whose latest review requested changes stays
+    so (GitHub's review decision holds until they review again); returns who was added."""
+    if pull.user in reviewers:
+        raise EventError("Review cannot be requested from pull request author.")
+    added: list[str] = []
+    for login in reviewers:
+        if login in pull.requested_reviewers:
+            continue
+        sim.state.user(login)
+        pull.requested_reviewers.append(login)
+        added.append(login)
+        touch_pull(sim, pull)
+        pull_event(
+            sim, repo, pull, "review_requested", sender, requested_reviewer=sim.render.user(login)
+        )
+    return added
 
 
 def add_comment(

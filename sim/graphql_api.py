@@ -37,6 +37,7 @@ from graphql import (
     value_from_ast,
 )
 
+from sim.core import Simulator
 from sim.state import (
     CheckRun,
     CommitStatus,
@@ -557,6 +558,7 @@ def parsed(query: str) -> tuple[DocumentNode | None, list[dict[str, Any]]]:
 
 def _error(error: GraphQLError, kind: str = "") -> dict[str, Any]:
     data: dict[str, Any] = {"message": error.message}
+    kind = kind or str((error.extensions or {}).get("type") or "")
     if kind:
         data["type"] = kind
     if error.locations:
@@ -567,10 +569,15 @@ def _error(error: GraphQLError, kind: str = "") -> dict[str, Any]:
 
 
 def run(
-    prepared: Prepared, resolvers: Resolvers, rate_limit: dict[str, Any], visible: set[int] | None
+    prepared: Prepared,
+    resolvers: Resolvers,
+    rate_limit: dict[str, Any],
+    visible: set[int] | None,
+    mutations: dict[str, Callable[..., Any]] | None = None,
 ) -> dict[str, Any]:
-    """Executes a prepared document; ``rate_limit`` is what ``rateLimit { ... }`` answers and
-    ``visible`` the repository ids the caller may see (None: all)."""
+    """Executes a prepared document; ``rate_limit`` is what ``rateLimit { ... }`` answers,
+    ``visible`` the repository ids the caller may see (None: all) and ``mutations`` the
+    mutation fields' resolvers (``mutation_resolvers``)."""
     assert prepared.document is not None
     state = resolvers.state
 
@@ -585,9 +592,10 @@ def run(
     def resolvers_can_see(repo: Repository) -> bool:
         return visible is None or repo.id in visible
 
-    root = {
+    root: dict[str, Any] = {
         "repository": repository,
         "rateLimit": lambda info, dryRun=False: rate_limit,
+        **(mutations or {}),
     }
     result = execute_sync(
         github_schema(),
@@ -650,3 +658,101 @@ def with_rate_limit(cached: dict[str, Any], rate_limit: dict[str, Any]) -> dict[
         if isinstance(value, dict) and "cost" in value and set(value) <= set(rate_limit):
             fresh[key] = {field: rate_limit[field] for field in value}
     return {**cached, "data": fresh}
+
+
+# ----------------------------------------------------------------------------- mutations
+
+
+def is_mutation(prepared: Prepared) -> bool:
+    return prepared.operation is not None and prepared.operation.operation.value == "mutation"
+
+
+def mutation_fields(prepared: Prepared) -> list[str]:
+    """The root fields a mutation document calls (``convertPullRequestToDraft``, ...)."""
+    if not is_mutation(prepared) or prepared.operation is None:
+        return []
+    return [
+        selection.name.value
+        for selection in prepared.operation.selection_set.selections
+        if isinstance(selection, FieldNode)
+    ]
+
+
+def decode_node_id(value: object) -> tuple[str, int] | None:
+    """(prefix, database id) of a global node id made by ``sim.state.node_id``."""
+    if not isinstance(value, str) or "_" not in value:
+        return None
+    prefix, _, encoded = value.partition("_")
+    try:
+        decoded = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True).decode()
+    except ValueError:
+        return None
+    kind, _, number = decoded.partition(":")
+    if kind != prefix or not number.isdigit():
+        return None
+    return prefix, int(number)
+
+
+def find_pull_node(
+    state: SimState, value: object, visible: set[int] | None
+) -> tuple[Repository, PullRequest] | None:
+    """The pull request a ``PR_...`` node id names, if the caller can see it."""
+    decoded = decode_node_id(value)
+    if decoded is None or decoded[0] != "PR":
+        return None
+    for repo in state.repos.values():
+        if visible is not None and repo.id not in visible:
+            continue
+        for pull in repo.pulls.values():
+            if pull.id == decoded[1]:
+                return repo, pull
+    return None
+
+
+def not_found_node(value: object) -> GraphQLError:
+    return GraphQLError(
+        f"Could not resolve to a node with the global id of '{value}'",
+        extensions={"type": "NOT_FOUND"},
+    )
+
+
+def forbidden() -> GraphQLError:
+    return GraphQLError("Resource not accessible by integration", extensions={"type": "FORBIDDEN"})
+
+
+def mutation_resolvers(
+    sim: Simulator,
+    resolvers: Resolvers,
+    visible: set[int] | None,
+    permissions: dict[str, str] | None,
+    performed: list[str],
+) -> dict[str, Callable[..., Any]]:
+    """The mutations prsteward sends, as GitHub answers them: the change goes through
+    ``sim/events.py`` (state, then the webhook), the payload has the schema's shape, an
+    unknown or invisible node id is ``NOT_FOUND`` and a missing ``pull_requests: write``
+    permission ``FORBIDDEN``. Each mutation that changed something is appended to
+    ``performed`` (the caller counts them as writes)."""
+    from sim import events
+
+    def set_draft(field: str, draft: bool) -> Callable[..., Any]:
+        def resolve(info: Any, input: dict[str, Any]) -> dict[str, Any]:
+            target = input.get("pullRequestId")
+            found = find_pull_node(sim.state, target, visible)
+            if found is None:
+                raise not_found_node(target)
+            if permissions is not None and permissions.get("pull_requests") != "write":
+                raise forbidden()
+            repo, pull = found
+            events.set_draft(sim, repo, pull, sim.bot_login, draft)
+            performed.append(field)
+            return {
+                "clientMutationId": input.get("clientMutationId"),
+                "pullRequest": resolvers.pull(repo, pull),
+            }
+
+        return resolve
+
+    return {
+        "convertPullRequestToDraft": set_draft("convertPullRequestToDraft", True),
+        "markPullRequestReadyForReview": set_draft("markPullRequestReadyForReview", False),
+    }

@@ -20,6 +20,12 @@ class LimitConfig:
     content_creation_per_minute: int = 80
     content_creation_per_hour: int = 500
     secondary_retry_after: int = 60
+    # GitHub's secondary point limits (900 REST / 2,000 GraphQL points a minute; GET and
+    # queries weigh 1, writes and mutations 5). Points are always counted (accounting
+    # ``secondary_points``); they are enforced only when these are > 0, because tests often
+    # hold the sim clock still, where a minute never ends.
+    rest_secondary_points_per_minute: int = 0
+    graphql_secondary_points_per_minute: int = 0
 
     def update(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
@@ -62,6 +68,7 @@ class RateLimits:
         self.config = config
         self.windows: dict[tuple[str, str], RateWindow] = {}
         self.content_creations: dict[str, deque[int]] = {}
+        self.secondary_points: dict[tuple[str, str], deque[tuple[int, int]]] = {}
 
     def window(self, principal: str, resource: str, now: int) -> RateWindow:
         key = (principal, resource)
@@ -92,9 +99,23 @@ class RateLimits:
         times.append(now)
         return True
 
+    def secondary_points_allowed(
+        self, principal: str, resource: str, weight: int, now: int, limit: int
+    ) -> bool:
+        """Records ``weight`` secondary-limit points; False (nothing recorded) when that would
+        pass ``limit`` points in the last minute (``limit`` <= 0: never refused)."""
+        spent = self.secondary_points.setdefault((principal, resource), deque())
+        while spent and spent[0][0] <= now - 60:
+            spent.popleft()
+        if limit > 0 and sum(points for _, points in spent) + weight > limit:
+            return False
+        spent.append((now, weight))
+        return True
+
     def reset(self) -> None:
         self.windows.clear()
         self.content_creations.clear()
+        self.secondary_points.clear()
 
 
 @dataclass(slots=True)
@@ -153,6 +174,9 @@ class Accounting:
     writes: Counter[str] = field(default_factory=Counter)
     graphql_points: Counter[str] = field(default_factory=Counter)  # by installation
     graphql_queries: Counter[str] = field(default_factory=Counter)
+    # Secondary-limit points by "<principal> rest|graphql": GET and queries 1, writes and
+    # mutations 5 (GitHub's weights).
+    secondary_points: Counter[str] = field(default_factory=Counter)
     statuses: Counter[str] = field(default_factory=Counter)
     rate_limited: Counter[str] = field(default_factory=Counter)
     faults_injected: Counter[str] = field(default_factory=Counter)

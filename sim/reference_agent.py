@@ -4,8 +4,10 @@ prsteward.
 
 Behaviours (one per run, or a seeded mix):
 
-- ``honest-fix``: pushes a fixing commit (new head SHA, then CI passes on it; for review feedback
-  also answers in a comment) and reports done with the SHA;
+- ``honest-fix``: pushes a fixing commit (new head SHA, then CI passes on it; for a conflict the
+  push rebases onto the current base, so the PR is MERGEABLE once GitHub has recomputed; for
+  review feedback it also answers in a comment, and for changes requested it re-requests review
+  from whoever requested them) and reports done with the SHA;
 - ``fail``: works, pushes nothing, reports failed;
 - ``lie-done``: pushes nothing and reports done with most of the budget left;
 - ``claim-blocked``: reports blocked, with evidence (a link);
@@ -77,6 +79,22 @@ async def _sim_event(sim: httpx.AsyncClient, **spec: Any) -> dict[str, Any]:
     return dict(response.json()["results"][0])
 
 
+async def _changes_requested_by(sim: httpx.AsyncClient, repository: str, number: int) -> list[str]:
+    """Who last reviewed ``repository#number`` with changes requested (the sim's state)."""
+    response = await sim.get("/_sim/state", params={"repo": repository})
+    if response.status_code >= 400:
+        raise AgentError(f"sim state: {response.status_code} {response.text}")
+    for repo in response.json().get("repositories", []):
+        for pull in repo.get("pulls", []):
+            if pull.get("number") == number:
+                return [
+                    str(review["user"])
+                    for review in pull.get("latest_reviews", [])
+                    if review.get("state") == "CHANGES_REQUESTED"
+                ]
+    return []
+
+
 def choose(behaviour: str, rng: random.Random) -> str:
     if behaviour == MIX:
         return rng.choice([b for b in BEHAVIOURS if b != "crash"])
@@ -117,7 +135,16 @@ async def work_on(
     report: dict[str, Any] = {**spent, "pushed_shas": [], "blocker_evidence": []}
     kind = (brief.get("trigger") or {}).get("kind")
     if behaviour == "honest-fix":
-        pushed = await _sim_event(sim, type="push", repo=repository, pr=number, user=login)
+        # A conflict is fixed by rebasing onto the base as it is now (MERGEABLE once GitHub
+        # has recomputed); other fixes are a commit on top.
+        pushed = await _sim_event(
+            sim,
+            type="push",
+            repo=repository,
+            pr=number,
+            user=login,
+            rebase=kind == "conflict",
+        )
         sha = str(pushed["sha"])
         result.pushed_shas.append(sha)
         if kind in {"failing_ci", "flaky_ci", "conflict"}:
@@ -132,6 +159,16 @@ async def work_on(
                 user_type="Bot",
                 body="Addressed the feedback in " + sha[:7] + ".",
             )
+        if kind == "changes_requested":
+            reviewers = await _changes_requested_by(sim, repository, number)
+            if reviewers:
+                await _sim_event(
+                    sim,
+                    type="request_review",
+                    repo=repository,
+                    pr=number,
+                    reviewers=reviewers,
+                )
         report.update(outcome="done", pushed_shas=[sha], summary="fixed and pushed")
     elif behaviour == "fail":
         report.update(outcome="failed", summary="could not find a fix")

@@ -345,20 +345,12 @@ async def request_reviewers(
     pull = pull_for(repo, number_of(request))
     body = await read_json(request)
     reviewers = body.get("reviewers") or []
-    if not isinstance(reviewers, list):
+    if not isinstance(reviewers, list) or not all(isinstance(r, str) for r in reviewers):
         raise validation_failed("PullRequest", "reviewers")
-    for login in reviewers:
-        if login not in pull.requested_reviewers:
-            pull.requested_reviewers.append(str(login))
-            events.touch_pull(sim, pull)
-            events.pull_event(
-                sim,
-                repo,
-                pull,
-                "review_requested",
-                sender(sim, principal),
-                requested_reviewer=sim.render.user(str(login)),
-            )
+    try:
+        events.request_review(sim, repo, pull, list(reviewers), sender(sim, principal))
+    except events.EventError as error:
+        raise GitHubError(422, str(error)) from error
     return json_response(request, sim.render.pull(repo, pull, detail=False), status=201)
 
 

@@ -321,6 +321,8 @@ EVENT_TYPES = (
     "install",
     "installation_repositories",
     "new_permissions_accepted",
+    "request_review",
+    "file",
 )
 
 
@@ -409,7 +411,36 @@ def apply_event(sim: Simulator, spec: Mapping[str, Any]) -> dict[str, Any]:
         result["comment_id"] = comment.id
     elif kind == "push":
         target = pull()
-        result["sha"] = events.push_head(sim, repo, target, actor, checks=spec.get("checks"))
+        result["sha"] = events.push_head(
+            sim,
+            repo,
+            target,
+            actor,
+            checks=spec.get("checks"),
+            rebase=bool(spec.get("rebase") or spec.get("resolves_conflict")),
+        )
+    elif kind == "request_review":
+        target = pull()
+        reviewers = spec.get("reviewers", [spec["reviewer"]] if "reviewer" in spec else [])
+        if isinstance(reviewers, str):
+            reviewers = [reviewers]
+        if not reviewers:
+            raise ScenarioError("request_review: reviewers (logins)")
+        result["requested"] = events.request_review(
+            sim, repo, target, [str(r) for r in reviewers], str(actor or target.user)
+        )
+    elif kind == "file":
+        delete = bool(spec.get("delete"))
+        if not delete and not isinstance(spec.get("content"), str):
+            raise ScenarioError("file: content (text), or delete: true")
+        result["sha"] = events.change_file(
+            sim,
+            repo,
+            str(spec.get("path", "")),
+            None if delete else str(spec["content"]),
+            sender=actor,
+            message=spec.get("message"),
+        )
     elif kind == "base_moved":
         result["sha"] = events.move_base(
             sim,

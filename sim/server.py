@@ -20,6 +20,7 @@ from sim import graphql_api
 from sim.core import Simulator
 from sim.http import PRINCIPAL_KEY, SIM_KEY, GitHubError, Principal, authenticate, read_json
 from sim.limits import DENIED_MESSAGE
+from sim.objects import INSTALLATION_PERMISSIONS
 from sim.rest import ROUTES, Route, aiohttp_path
 
 ROUTE_KEY: web.AppKey[dict[str, Route]] = web.AppKey("routes", dict)
@@ -129,6 +130,23 @@ async def github_middleware(
                 documentation_url=RATE_LIMIT_DOCS,
                 headers=window.headers("core"),
             )
+        if window is not None:
+            weight = 5 if request.method in WRITE_METHODS else 1
+            if not sim.limits.secondary_points_allowed(
+                principal.key,
+                "rest",
+                weight,
+                sim.clock.timestamp(),
+                sim.limit_config.rest_secondary_points_per_minute,
+            ):
+                sim.accounting.rate_limited[f"secondary {key}"] += 1
+                raise GitHubError(
+                    403,
+                    SECONDARY_MESSAGE,
+                    documentation_url=RATE_LIMIT_DOCS,
+                    headers={"retry-after": str(sim.limit_config.secondary_retry_after)},
+                )
+            sim.accounting.secondary_points[f"{principal.key} rest"] += weight
         if (
             route is not None
             and route.content_creation
@@ -207,6 +225,19 @@ async def graphql_handler(request: web.Request) -> web.Response:
             },
             headers={**headers, "x-ratelimit-remaining": "0"},
         )
+    mutation = graphql_api.is_mutation(prepared)
+    weight = 5 if mutation else 1
+    if not sim.limits.secondary_points_allowed(
+        principal.key, "graphql", weight, now, sim.limit_config.graphql_secondary_points_per_minute
+    ):
+        sim.accounting.rate_limited[f"secondary graphql {principal.key}"] += 1
+        raise GitHubError(
+            403,
+            SECONDARY_MESSAGE,
+            documentation_url=RATE_LIMIT_DOCS,
+            headers={**headers, "retry-after": str(sim.limit_config.secondary_retry_after)},
+        )
+    sim.accounting.secondary_points[f"{principal.key} graphql"] += weight
     window.used += cost
     sim.accounting.graphql_points[principal.key] += cost
     sim.accounting.graphql_queries[principal.key] += 1
@@ -228,6 +259,21 @@ async def graphql_handler(request: web.Request) -> web.Response:
     cached = sim.graphql_cache.get(key) if key is not None else None
     if cached is not None:
         result = graphql_api.with_rate_limit(cached, rate_limit)
+    elif mutation:
+        resolvers = graphql_api.Resolvers(sim.state, sim.render.web)
+        performed: list[str] = []
+        installation = (
+            sim.state.installations.get(principal.installation_id)
+            if principal.installation_id is not None
+            else None
+        )
+        permissions = (
+            (installation.permissions or INSTALLATION_PERMISSIONS) if installation else None
+        )
+        mutations = graphql_api.mutation_resolvers(sim, resolvers, visible, permissions, performed)
+        result = graphql_api.run(prepared, resolvers, rate_limit, visible, mutations)
+        for name in performed:
+            sim.accounting.writes[f"POST /graphql {name}"] += 1
     else:
         resolvers = graphql_api.Resolvers(sim.state, sim.render.web)
         result = graphql_api.run(prepared, resolvers, rate_limit, visible)
