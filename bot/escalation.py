@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,7 @@ from policies.oracle import (
     verify,
 )
 from policies.progress import Heartbeat, ProgressVerdict, budget_share, check_progress
+from policies.sizing import dollars_for
 from policies.snapshot import PullRequestSnapshot, snapshot_from_json, snapshot_to_json
 from policies.triage import Candidate, CandidateKind, Decision
 
@@ -550,11 +551,32 @@ class Escalations:
             await spend_ledger.release_outstanding(session, job, now, "stopped: no progress")
         self._alert("no_progress", job_id, reason)
 
+    async def _config(self, repository: str) -> Config:
+        if self.config_for is not None:
+            return self.config_for(repository)
+        return await stored_config(self.db, repository)
+
+    async def _priced(self, report: Report, job_id: int) -> Report:
+        """A report that names its ``model`` and gives tokens but no dollars is priced with the
+        configured price table (``prices``: dollars per million tokens), so learned budgets and
+        every budget scope see real money."""
+        if report.dollars > 0 or not report.model or not (report.tokens_in or report.tokens_out):
+            return report
+        located = await job_store.job_location(self.db, job_id)
+        if located is None:
+            return report
+        price = (await self._config(located.repository)).prices.get(report.model)
+        if price is None:
+            return report
+        dollars = dollars_for(price, report.tokens_in, report.tokens_out)
+        return replace(report, dollars=round(dollars, 6))
+
     async def report(self, agent: Agent, job_id: int, body: Mapping[str, Any]) -> Outcome:
         """Record the agent's claim and spend, release the reservation, then verify against
         GitHub. The claim is recorded as given; only the oracle's verdict moves the job on."""
         report = Report.parse(body)
         job = await self._held(agent, job_id)
+        report = await self._priced(report, job_id)
         now = self.clock()
         async with self.db.transaction() as session:
             moved = await job_store.transition(

@@ -121,3 +121,31 @@ async def test_no_progress_is_flagged_then_stopped_at_the_first_beat_past_half(
     assert abs(sums.spent_dollars - share(job, 0.55)["dollars"]) < 1e-6
     assert sums.outstanding_dollars == 0
     assert len(await job_store.list_jobs(db)) == 1
+
+
+async def test_tokens_without_dollars_are_priced_from_the_price_table(
+    sim_factory: SimFactory, db: Ledger
+) -> None:
+    from policies.config import Config
+
+    config = Config.model_validate(
+        {
+            "mode": "act",
+            "app_logins": ["prsteward"],
+            "prices": {"big-model": {"input": 3.0, "cached-input": 0.3, "output": 15.0}},
+        }
+    )
+    stack = await make_stack(await sim_factory(scenario=failing_ci_scenario()), db, config)
+    job_id = await stack.escalate()
+    assert job_id is not None
+    job = await job_store.get_job(db, job_id)
+    assert job is not None
+    worker = await agent(db, "priced", job.created_at)
+    assert await stack.escalations.lease(worker) is not None
+    await stack.escalations.report(
+        worker,
+        job_id,
+        {"outcome": "failed", "tokens_in": 10_000, "tokens_out": 2_000, "model": "big-model"},
+    )
+    sums = await spend_ledger.job_spend(db, job_id)
+    assert abs(sums.spent_dollars - (10_000 * 3.0 + 2_000 * 15.0) / 1_000_000) < 1e-9
