@@ -405,6 +405,7 @@ async def run_demo(
                     f"\n[bold green]Dashboard:[/] {url}/   (metrics at {url}/metrics)"
                     "\nServing until Ctrl-C."
                 )
+                console.file.flush()  # a pipe (| tee, a supervisor) sees the URL now
                 if on_ready is not None:
                     on_ready(url)
                 waiter = stop or asyncio.Event()
