@@ -32,6 +32,13 @@ REST_PERMISSIONS: dict[tuple[str, str], tuple[str, str] | None] = {
     ("POST", "/repos/{}/actions/runs/{}/rerun-failed-jobs"): ("actions", "write"),
     ("GET", "/repos/{}/contents/{}"): ("contents", "read"),
     ("POST", "/graphql"): None,  # by field, below
+    ("GET", "/repos/{}/collaborators/{}/permission"): ("metadata", "read"),
+    ("GET", "/repos/{}/compare/{}...{}"): ("contents", "read"),
+    ("POST", "/repos/{}/issues"): ("issues", "write"),
+    ("PATCH", "/repos/{}/issues/{}"): ("issues", "write"),
+    ("POST", "/repos/{}/issues/comments/{}/reactions"): ("pull_requests", "write"),
+    ("POST", "/app/hook/deliveries/{}/attempts"): None,  # App JWT
+    ("GET", "/app/hook/deliveries"): None,  # App JWT
 }
 # GraphQL fields bot/ reads or mutates -> the permission they need.
 GRAPHQL_PERMISSIONS = {
