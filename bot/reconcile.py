@@ -178,7 +178,7 @@ class Reconciler:
                     private=bool(repo.get("private")),
                 )
                 await repositories.set_repository_ignored(self.db, name, not allowed, now)
-                if allowed and not repo.get("archived"):
+                if allowed:  # archived ones too: watched read-only (engine: shadow mode)
                     targets.append(RepoTarget(name, installation_id))
             for row in await repositories.list_repositories(
                 self.db, installation_id=installation_id
@@ -210,7 +210,6 @@ class Reconciler:
             if r.installation_id is not None
             and not paused.get(r.installation_id, True)
             and not r.ignored
-            and not r.archived
             and self.repository_allowed(r.full_name)
             and (only is None or r.full_name.lower() == only.lower())
             and (wanted is None or r.full_name.lower() in wanted)

@@ -113,3 +113,13 @@ async def test_a_maintainer_clears_a_boundary(acting_world: World) -> None:
     assert await clear(world.db, await world.now(), repository="acme/widgets", kind="comment") == 1
     await world.evaluate()
     assert len(await world.bot_comments("acme/widgets", 11)) == 1
+
+
+async def test_an_archived_repository_is_watched_read_only(acting_world: World) -> None:
+    world = await acting_world(acting_scenario(mode="act", archived=True))
+    await world.control.reset_accounting()
+    await world.sync()
+    [evaluation] = await world.evaluate()
+    assert evaluation.mode == "shadow"  # read, decided, recorded; never written
+    assert evaluation.decision.candidates
+    assert await world.writes() == {}
