@@ -25,7 +25,6 @@ import asyncio
 import contextlib
 import random
 import secrets
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -431,7 +430,3 @@ def main(options: DemoOptions) -> DemoResult:
         return await run_demo(options, stop=stop)
 
     return asyncio.run(run())
-
-
-def clean(folder: Path) -> None:
-    shutil.rmtree(folder, ignore_errors=True)

@@ -44,8 +44,10 @@ def test_demo_no_serve_fast_exits_0_with_non_zero_tiers(tmp_path: Path) -> None:
     async def figures() -> tuple[dict[str, int], int, int]:
         async with Ledger(f"sqlite+aiosqlite:///{folder / 'ledger.db'}") as db:
             report = await gather_report(db, NOW)
-            return report.tiers_total(), report.candidates.proposed, sum(
-                report.jobs_by_state.values()
+            return (
+                report.tiers_total(),
+                report.candidates.proposed,
+                sum(report.jobs_by_state.values()),
             )
 
     tiers, proposed, jobs = asyncio.run(figures())

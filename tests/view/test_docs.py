@@ -8,7 +8,9 @@ from policies.config import Config
 
 
 def test_committed_configuration_reference_is_up_to_date() -> None:
-    assert OUTPUT.read_text() == render(), "docs/configuration.md is stale: run `python -m bot.docs`"
+    assert OUTPUT.read_text() == render(), (
+        "docs/configuration.md is stale: run `python -m bot.docs`"
+    )
     assert main(["--check"]) == 0
 
 
