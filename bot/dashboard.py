@@ -632,6 +632,15 @@ class Dashboard:
                 ],
             )
         )
+        from bot.budgets import SPEND_CLASS_COLUMNS, spend_class_cells, spend_report
+
+        body.append("<h2>Spend by trigger and size</h2>")  # issue 11 (bot/budgets.py)
+        body.append(
+            table(
+                list(SPEND_CLASS_COLUMNS),
+                [[h(c) for c in row] for row in spend_class_cells(await spend_report(self.db))],
+            )
+        )
         return self._html(page("Overview", "".join(body), now))
 
     async def repository(self, request: web.Request) -> web.Response:

@@ -75,6 +75,26 @@ async def test_budget_follows_verified_history_and_ignores_failed_jobs(
     assert "| failing_ci | S | 4 | 3 (75%) | $0.40 | $2.90 | 13% | 1 |" in render_markdown(report)
     by_class = report_json(report)["spend_by_trigger_and_size"]
     assert {(r["trigger_kind"], r["size_class"]) for r in by_class} >= {("failing_ci", "S")}
+    await _dashboard_shows_the_spend_table(world)
+
+
+async def _dashboard_shows_the_spend_table(world: ActingWorld) -> None:
+    from aiohttp import web
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from bot.dashboard import Dashboard
+
+    app = web.Application()
+    now = await world.now()
+    Dashboard(world.db, host="127.0.0.1", token=None, clock=lambda: now).mount(app)
+    client = TestClient(TestServer(app))
+    await client.start_server()
+    try:
+        page = await (await client.get("/")).text()
+    finally:
+        await client.close()
+    assert "Spend by trigger and size" in page
+    assert "<td>failing_ci</td><td>S</td><td>4</td><td>3 (75%)</td>" in page.replace("\n", "")
 
 
 async def test_without_history_the_class_default_applies(acting_world: World) -> None:
