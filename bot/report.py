@@ -226,6 +226,7 @@ def report_json(report: ReportData) -> dict[str, Any]:
         ],
         "families": [family_json(f) for f in report.families],
         "spend_by_trigger_and_size": spend_rows_json(report.spend_classes),  # issue 11
+        "permission_boundaries": list(report.boundaries),
     }
 
 
@@ -362,6 +363,8 @@ def render_markdown(report: ReportData) -> str:
     lines += ["", "### Same-shape families", ""]
     lines += [family_line(f) for f in report.families] or ["- none"]
     lines += ["", *render_spend_table(report.spend_classes)]  # issue 11
+    lines += ["", "### Permission boundaries", ""]
+    lines += [f"- {line}" for line in report.boundaries] or ["- none"]
     return "\n".join(lines) + "\n"
 
 
@@ -600,11 +603,14 @@ async def build_report(db: Ledger, now: datetime, cadence_seconds: float = 3600.
 
     report = await gather_report(db, now)
     health = judge(await read_health(db), now, cadence_seconds)  # issue 12: "prsteward is behind"
+    from bot.boundaries import describe
     from bot.budgets import spend_report
+    from ledger.boundaries import list_boundaries
 
     return replace(
         report,
         families=await family_summaries(db),
         behind=health.behind,
         spend_classes=await spend_report(db),  # issue 11
+        boundaries=tuple(describe(row) for row in await list_boundaries(db)),
     )

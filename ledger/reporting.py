@@ -203,6 +203,7 @@ class ReportData:
     behind: tuple[str, ...] = ()  # why prsteward is behind (bot/selfcheck.py); empty: not
     # per trigger kind and size class (issue 11, bot/budgets.py: spend_report)
     spend_classes: tuple[SpendStats, ...] = ()
+    boundaries: tuple[str, ...] = ()  # standing permission boundaries (issue 11, bot/boundaries.py)
 
     @property
     def open_total(self) -> int:

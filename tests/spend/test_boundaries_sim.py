@@ -83,6 +83,10 @@ async def test_denied_write_is_attempted_once_per_boundary_and_lifts_on_new_perm
     [line] = await report_new(world.db, now)  # reported once
     assert "comment denied" in line and "issues=write" in line
     assert await report_new(world.db, now) == []
+    from bot.report import build_report, render_markdown
+
+    markdown = render_markdown(await build_report(world.db, now))
+    assert "### Permission boundaries" in markdown and "issues=write" in markdown
 
     # the installation accepts the permission: the webhook lifts the boundary
     await world.control.clear_faults()
