@@ -162,11 +162,14 @@ class Intake:
             for i in range(self.writers)
         ]
 
-    async def stop(self) -> None:
-        """Stop accepting, let queued deliveries commit, then stop the writers."""
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting; let requests in flight (reading their body, waiting for their
+        commit) finish and queued deliveries commit (up to ``timeout``), then stop the writers.
+        A delivery still queued after that was never stored: it is answered 503, never 2xx."""
         self.accepting = False
-        deadline = asyncio.get_running_loop().time() + 5
-        while not self._queue.empty() and asyncio.get_running_loop().time() < deadline:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (self.in_flight > 0 or not self._queue.empty()) and loop.time() < deadline:
             await asyncio.sleep(0.01)
         for task in self._tasks:
             task.cancel()
@@ -174,6 +177,13 @@ class Intake:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+        self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.done.done():
+                pending.done.set_exception(RuntimeError("stopping: not stored"))
 
     async def _writer(self) -> None:
         while True:
@@ -208,7 +218,12 @@ class Intake:
 
     async def _handle(self, request: web.Request) -> web.Response:
         if not self.accepting:
-            return web.json_response({"error": "shutting down"}, status=503)
+            # Stopping: refuse (GitHub logs a failed delivery; recovery asks for it after the
+            # restart) and close the connection, so keep-alive clients cannot hold the
+            # shutdown open.
+            refused = web.json_response({"error": "shutting down"}, status=503)
+            refused.force_close()
+            return refused
         length = request.content_length
         if length is not None and length > MAX_BODY_BYTES:
             return self._reject(request, 413, "payload larger than 25 MB")
@@ -252,6 +267,8 @@ class Intake:
             asyncio.get_running_loop().create_future(),
         )
         await self._queue.put(pending)
+        if not self._tasks:
+            self._fail_queued()  # the writers are gone (stopping): not stored, so not acked
         try:
             new = await pending.done
         except Exception:  # noqa: BLE001 - the ledger is down: say so, GitHub marks it failed
