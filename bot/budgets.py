@@ -354,10 +354,10 @@ async def review_low_return(
     if not circuit_open(records, caps.circuit_breaker_failed_verifications):
         return LowReturnVerdict(repository, False, False, "the circuit breaker is closed")
     idle = timedelta(days=caps.low_return_idle_days)
-    if last is not None and now - last < idle:
-        return LowReturnVerdict(
-            repository, False, False, f"a maintainer acted at {last.isoformat()}"
-        )
+    since = last if last is not None else row.created_at  # never acted: idle since first seen
+    if now - since < idle:
+        what = f"a maintainer acted at {last.isoformat()}" if last else "watched only recently"
+        return LowReturnVerdict(repository, False, False, what)
     reason = (
         f"low return: the last {caps.circuit_breaker_failed_verifications} verifications failed "
         f"(circuit breaker open) and no maintainer acted for {caps.low_return_idle_days} days"

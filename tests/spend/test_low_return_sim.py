@@ -44,8 +44,10 @@ async def test_low_return_repository_is_demoted_and_restored_by_a_maintainer(
         )
     config = Config.model_validate({"mode": "act", "stop-loss": {"low-return-idle-days": 7}})
 
-    # the circuit breaker is open, but nobody has been idle long enough yet... (no maintainer
-    # action at all counts as idle: demoted at once)
+    # the circuit breaker is open, but the repository was only just seen: not yet
+    assert not (await review_low_return(world.db, "acme/widgets", config, now)).changed
+    await world.control.advance("8d")  # no maintainer action for 8 days (the limit is 7)
+    now = await world.now()
     verdict = await review_low_return(world.db, "acme/widgets", config, now)
     assert verdict.watch_only and verdict.changed
     row = await get_repository(world.db, "acme/widgets")
