@@ -16,6 +16,7 @@ working: expand first (add nullable columns/tables), contract (drop, rename) a r
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 import tempfile
 from pathlib import Path
@@ -32,6 +33,8 @@ from sqlalchemy.pool import NullPool
 
 from ledger.db import make_engine
 from ledger.models import metadata
+
+log = logging.getLogger("prsteward.ledger.migrate")
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Any constant: replicas starting together take turns migrating a PostgreSQL ledger.
@@ -63,8 +66,26 @@ def _current(connection: Connection) -> str | None:
 def _upgrade(connection: Connection, revision: str) -> str | None:
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
-    command.upgrade(alembic_config(connection), revision)
+    config = alembic_config(connection)
+    at = _current(connection)
+    if at is not None and not _known(config, at):
+        # A newer release already migrated this ledger (a rolling deploy, or a rollback):
+        # its revisions only expand the schema for one release, so this code still works.
+        log.warning(
+            "ledger is at revision %s, newer than this code knows (head %s): not migrating",
+            at,
+            head_revision(),
+        )
+        return at
+    command.upgrade(config, revision)
     return _current(connection)
+
+
+def _known(config: Config, revision: str) -> bool:
+    try:
+        return ScriptDirectory.from_config(config).get_revision(revision) is not None
+    except Exception:  # noqa: BLE001 - alembic says "can't locate revision" in several ways
+        return False
 
 
 async def upgrade_async(url: str, revision: str = "head") -> str | None:
