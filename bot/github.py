@@ -446,7 +446,9 @@ class GitHubApp:
         self.policy = policy or RetryPolicy()
         self._sleep = sleep
         self._clock = clock
-        self._transport = transport
+        # One shared transport (connection pool): githubkit opens a client per request outside a
+        # context manager, and each new client would otherwise build a TLS context (~0.1 s CPU).
+        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
         self._cache = MemCacheStrategy()  # tokens cached per App object, not process-wide
         self._auth = AppAuthStrategy(app_id=app_id, private_key=private_key)
         self._installations: dict[int, InstallationClient] = {}
@@ -480,6 +482,10 @@ class GitHubApp:
             )
             self._installations[installation_id] = client
         return client
+
+    async def aclose(self) -> None:
+        """Close the shared connection pool."""
+        await self._transport.aclose()
 
     async def list_installations(self) -> list[dict[str, Any]]:
         items = await self.app.paginate_rest("/app/installations")
