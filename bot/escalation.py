@@ -785,6 +785,11 @@ class Escalations:
             raise ReportError(f"no job {job_id}", 404)
         if job.state != JobState.BUDGET_EXHAUSTED:
             raise ReportError(f"job {job_id} is {job.state}, not BUDGET_EXHAUSTED", 409)
+        from bot.budgets import grant_amounts  # tokens only: dollars at the job's own rate
+
+        tokens, dollars = grant_amounts(
+            tokens, dollars, job.budget_tokens or 0, job.budget_dollars or 0.0
+        )
         now = self.clock()
         brief = next_attempt_brief(
             {

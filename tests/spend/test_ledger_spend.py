@@ -129,3 +129,11 @@ async def test_boundaries_listed_reported_once_counted_and_lifted(database_url: 
             db, standing=False, repository="acme/widgets"
         )
         assert lifted[0].boundary.lifted_reason == "new permissions"
+
+
+def test_a_grant_in_one_unit_gets_the_other_at_the_jobs_rate() -> None:
+    from bot.budgets import grant_amounts
+
+    assert grant_amounts(50_000, None, 300_000, 3.0) == (50_000, 0.5)  # /prsteward budget +50k
+    assert grant_amounts(None, 1.5, 300_000, 3.0) == (150_000, 1.5)  # /prsteward budget +$1.5
+    assert grant_amounts(10_000, 0.2, 300_000, 3.0) == (10_000, 0.2)  # both given: as given
