@@ -62,10 +62,10 @@ async def test_added_repositories_swept_at_once_removed_not_swept(
         )
 
         async def swept() -> bool:
-            return len(await pulls.open_numbers(db, "globex/gears")) == 3
+            done = poller.backfills >= 1
+            return done and len(await pulls.open_numbers(db, "globex/gears")) == 3
 
         assert await eventually(swept, 60)
-        assert poller.backfills >= 1
         assert {r.repository for r in poller.last_backfill} == {"globex/gears"}
         assert [r.mode for r in poller.last_backfill] == ["full"]
         assert poller.cycles == 1  # the hourly cycle did not run again
@@ -86,3 +86,29 @@ async def test_added_repositories_swept_at_once_removed_not_swept(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_cli_deliveries_recover_prints_what_it_asked_for(
+    sim_factory: SimFactory, tmp_path: Any
+) -> None:
+    from tests.watching.test_cli import clean_env, run, write_env_file
+
+    sim = await sim_factory()
+    await write_env_file(sim, tmp_path)
+    await sim.control.configure_webhook(url=DOWN_URL)
+    await sim.control.event("open_pull", repo="acme/widgets", title="Hi", user="zed")
+    await sim.control.drain_webhooks()
+    env = clean_env(PRSTEWARD_DATABASE_URL=f"sqlite:///{tmp_path}/ledger.db")
+    code, out, err = await run(
+        ["deliveries", "recover", "--since", "2d", "--dry-run"], tmp_path, env
+    )
+    assert code == 0, err
+    assert "would ask for 1 redeliveries" in out and "pull_request" in out
+    code, out, err = await run(["deliveries", "recover", "--pace", "0"], tmp_path, env)
+    assert code == 0, err
+    assert "asked for 1 redeliveries" in out and "HTTP 202" in out
+    code, out, err = await run(["deliveries", "recover"], tmp_path, env)
+    assert code == 0, err
+    assert "asked for 0 redeliveries" in out and "1 asked for before" in out
+    code, _, err = await run(["deliveries", "recover", "--since", "yesterday"], tmp_path, env)
+    assert code == 2 and "--since" in err
