@@ -143,6 +143,11 @@ async def test_untrusted_voices_secrets_job_api_and_dashboard(
             return {11, 12} <= {row["number"] for row in tables.get("pull_request", [])}
 
         assert await eventually(swept, 120, 0.5), server.logs()[-3000:]
+        # Some failures, so the error paths log too (the secret scan below covers them).
+        await sim.control.add_fault("status", path="^/graphql$", count=3, status=502)
+        await sim.control.add_fault(
+            "status", path=r"/issues/\d+/comments$", method="GET", count=2, status=401
+        )
 
         # --- untrusted voices on PR 11
         for user, user_type in HOSTILE:
@@ -218,6 +223,8 @@ async def test_untrusted_voices_secrets_job_api_and_dashboard(
         **{f"page {page}": body for page, body in pages.items()},
     }
     assert "DEBUG" in places["logs"]  # the logs were verbose, and still clean
+    injected = (await sim.control.accounting())["faults_injected"]
+    assert injected.get("status POST /graphql") == 3 and len(injected) == 2, injected
     leaks = [
         f"{what} in {where}"
         for what, value in secrets_of(sim, agent_token).items()
