@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +14,20 @@ from sim.limits import Accounting, FaultRule, LimitConfig, RateLimits
 from sim.objects import Renderer
 from sim.state import AccessToken, App, Installation, SimClock, SimState
 from sim.webhooks import WebhookConfig, WebhookSender
+
+
+@dataclass(slots=True)
+class CachedAnswer:
+    """A serialised GET answer, kept per (path and query, repository version): the body, its
+    digest (hashed once; the per-token ETag hashes only token + digest), the formatted
+    ``Last-Modified`` and the ETags already handed out, by token."""
+
+    body: bytes
+    digest: bytes
+    last_modified: datetime | None
+    last_modified_http: str | None
+    link: str | None
+    etags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -49,9 +63,7 @@ class Simulator:
         self.webhooks = WebhookSender(self.state.clock, webhook or WebhookConfig())
         # Serialised GET answers by (path and query, repository version): every change to a
         # repository bumps its version (sim/events.py), so a hit is always current.
-        self.answer_cache: dict[
-            tuple[str, int, int], tuple[bytes, datetime | None, str | None]
-        ] = {}
+        self.answer_cache: dict[tuple[str, int, int], CachedAnswer] = {}
         # GraphQL results about one repository, by (document, variables, repository version).
         self.graphql_cache: dict[tuple[str, str, int, int], dict[str, Any]] = {}
 

@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 import jwt
 from aiohttp import web
 
-from sim.core import Simulator
+from sim.core import CachedAnswer, Simulator
 
 DOCS = "https://docs.github.com/rest"
 SIM_KEY: web.AppKey[Simulator] = web.AppKey("simulator", Simulator)
@@ -121,6 +121,23 @@ def http_date(moment: datetime) -> str:
     return format_datetime(moment.astimezone(UTC), usegmt=True)
 
 
+def etag_for(salt: bytes, digest: bytes) -> str:
+    """A weak ETag over the body's digest, salted with the token (GitHub's are per token)."""
+    return 'W/"' + hashlib.sha256(salt + digest).hexdigest()[:40] + '"'
+
+
+def cached_entry(
+    body: bytes, last_modified: datetime | None, link: str | None = None
+) -> CachedAnswer:
+    return CachedAnswer(
+        body=body,
+        digest=hashlib.sha256(body).digest(),
+        last_modified=last_modified,
+        last_modified_http=http_date(last_modified) if last_modified is not None else None,
+        link=link,
+    )
+
+
 def json_response(
     request: web.Request,
     data: Any,
@@ -129,22 +146,33 @@ def json_response(
     last_modified: datetime | None = None,
     link: str | None = None,
     body: bytes | None = None,
+    cached: CachedAnswer | None = None,
 ) -> web.Response:
-    """A JSON answer (``data``, or ``body`` already serialised); GETs carry ETag (and
-    Last-Modified) and answer 304 when they match."""
-    if body is None:
+    """A JSON answer (``data``, ``body`` already serialised, or a ``cached`` answer); GETs carry
+    ETag (and Last-Modified) and answer 304 when they match."""
+    if cached is not None:
+        body, last_modified, link = cached.body, cached.last_modified, cached.link
+    elif body is None:
         body = json.dumps(data, separators=(",", ":")).encode()
     headers: dict[str, str] = {}
     if link:
         headers["Link"] = link
     if request.method == "GET" and status == 200:
         sim = request.app[SIM_KEY]
-        principal = request[PRINCIPAL_KEY]
-        salt = principal.token.encode() if sim.options.etag_per_token else b""
-        etag = 'W/"' + hashlib.sha256(salt + body).hexdigest()[:40] + '"'
+        token = request[PRINCIPAL_KEY].token if sim.options.etag_per_token else ""
+        if cached is not None:
+            etag = cached.etags.get(token)
+            if etag is None:
+                if len(cached.etags) >= 64:
+                    cached.etags.clear()
+                etag = cached.etags[token] = etag_for(token.encode(), cached.digest)
+            modified = cached.last_modified_http
+        else:
+            etag = etag_for(token.encode(), hashlib.sha256(body).digest())
+            modified = http_date(last_modified) if last_modified is not None else None
         headers["ETag"] = etag
-        if last_modified is not None:
-            headers["Last-Modified"] = http_date(last_modified)
+        if modified is not None:
+            headers["Last-Modified"] = modified
         if matches_conditional(request, etag, last_modified):
             return web.Response(status=304, headers=headers)
     return web.Response(body=body, status=status, content_type="application/json", headers=headers)

@@ -61,6 +61,26 @@ class RateWindow:
         }
 
 
+@dataclass(slots=True)
+class PointsWindow:
+    """Points spent in the last 60 sim seconds, one bucket per second (a still clock keeps one)."""
+
+    buckets: deque[list[int]] = field(default_factory=deque)  # [second, points]
+    total: int = 0
+
+    def spend(self, weight: int, now: int, limit: int) -> bool:
+        while self.buckets and self.buckets[0][0] <= now - 60:
+            self.total -= self.buckets.popleft()[1]
+        if limit > 0 and self.total + weight > limit:
+            return False
+        if self.buckets and self.buckets[-1][0] == now:
+            self.buckets[-1][1] += weight
+        else:
+            self.buckets.append([now, weight])
+        self.total += weight
+        return True
+
+
 class RateLimits:
     """Primary windows per (principal, resource) and the content-creation secondary limit."""
 
@@ -68,7 +88,7 @@ class RateLimits:
         self.config = config
         self.windows: dict[tuple[str, str], RateWindow] = {}
         self.content_creations: dict[str, deque[int]] = {}
-        self.secondary_points: dict[tuple[str, str], deque[tuple[int, int]]] = {}
+        self.secondary_points: dict[tuple[str, str], PointsWindow] = {}
 
     def window(self, principal: str, resource: str, now: int) -> RateWindow:
         key = (principal, resource)
@@ -104,13 +124,10 @@ class RateLimits:
     ) -> bool:
         """Records ``weight`` secondary-limit points; False (nothing recorded) when that would
         pass ``limit`` points in the last minute (``limit`` <= 0: never refused)."""
-        spent = self.secondary_points.setdefault((principal, resource), deque())
-        while spent and spent[0][0] <= now - 60:
-            spent.popleft()
-        if limit > 0 and sum(points for _, points in spent) + weight > limit:
-            return False
-        spent.append((now, weight))
-        return True
+        window = self.secondary_points.get((principal, resource))
+        if window is None:
+            window = self.secondary_points[(principal, resource)] = PointsWindow()
+        return window.spend(weight, now, limit)
 
     def reset(self) -> None:
         self.windows.clear()

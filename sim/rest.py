@@ -17,6 +17,7 @@ from sim.http import (
     SIM_KEY,
     GitHubError,
     Principal,
+    cached_entry,
     json_response,
     not_found,
     paginate,
@@ -108,13 +109,10 @@ def cached_answer(
         data, last_modified, link = build()
         if len(sim.answer_cache) > 50_000:
             sim.answer_cache.clear()
-        hit = sim.answer_cache[key] = (
-            json.dumps(data, separators=(",", ":")).encode(),
-            last_modified,
-            link,
+        hit = sim.answer_cache[key] = cached_entry(
+            json.dumps(data, separators=(",", ":")).encode(), last_modified, link
         )
-    body, last_modified, link = hit
-    return json_response(request, None, body=body, last_modified=last_modified, link=link)
+    return json_response(request, None, cached=hit)
 
 
 def newest(*moments: datetime | None) -> datetime | None:

@@ -325,3 +325,35 @@ async def test_the_reference_agents_honest_fixes_rebase_and_re_request(
     assert pulls[14]["requested_reviewers"] == ["alice"]
     await server.control.drain_webhooks()
     assert ("pull_request", "review_requested") in {(e, a) for e, a, _ in deliveries(server)}
+
+
+async def test_secondary_point_limits_weigh_writes_and_mutations_five(
+    sim_factory: SimFactory,
+) -> None:
+    server = await sim_factory(SMALL_SCENARIO)
+    await server.control.set_limits(
+        graphql_secondary_points_per_minute=10, rest_secondary_points_per_minute=6
+    )
+    node = pr_node(server, 11)
+    async with installation_client(server) as gh:
+        mutations = [
+            await gh.post("/graphql", json={"query": q, "variables": {"id": node}})
+            for q in (CONVERT, READY, CONVERT)
+        ]
+        gets = [await gh.get("/repos/acme/widgets/pulls/11") for _ in range(2)]
+        write = await gh.post("/repos/acme/widgets/issues/11/comments", json={"body": "hi"})
+        third_get = await gh.get("/repos/acme/widgets/pulls/11")
+        await server.control.advance("61s")
+        after_a_minute = await gh.post(
+            "/graphql", json={"query": CONVERT, "variables": {"id": node}}
+        )
+    assert [m.status_code for m in mutations] == [200, 200, 403]
+    assert mutations[2].headers["retry-after"] == "60"
+    assert "secondary rate limit" in mutations[2].json()["message"]
+    assert [g.status_code for g in gets] == [200, 200]
+    assert write.status_code == 403  # 2 + 5 > 6
+    assert third_get.status_code == 200  # 3 points
+    assert after_a_minute.status_code == 200
+    usage = await server.control.accounting()
+    assert usage["secondary_points"]["installation:1 graphql"] == 15
+    assert usage["secondary_points"]["installation:1 rest"] == 3
