@@ -55,7 +55,8 @@ class CheckOutcome(StrEnum):
 @dataclass(frozen=True, slots=True)
 class Actor:
     login: str
-    is_bot: bool = False  # GraphQL __typename == "Bot", or REST type == "Bot", or login ends in [bot]
+    # GraphQL __typename == "Bot", or REST type == "Bot", or a login ending in [bot]
+    is_bot: bool = False
     association: AuthorAssociation = AuthorAssociation.NONE
 
 
@@ -116,9 +117,11 @@ class PullRequestSnapshot:
     assignees: tuple[str, ...] = ()
     review_requests: tuple[str, ...] = ()
     mergeable: Mergeable = Mergeable.UNKNOWN
-    merge_state_status: str | None = None  # BEHIND|BLOCKED|CLEAN|DIRTY|DRAFT|HAS_HOOKS|UNKNOWN|UNSTABLE
+    # mergeStateStatus: BEHIND|BLOCKED|CLEAN|DIRTY|DRAFT|HAS_HOOKS|UNKNOWN|UNSTABLE
+    merge_state_status: str | None = None
     review_decision: str | None = None  # APPROVED | CHANGES_REQUESTED | REVIEW_REQUIRED
-    checks_state: str | None = None  # statusCheckRollup.state: ERROR|EXPECTED|FAILURE|PENDING|SUCCESS
+    # statusCheckRollup.state: ERROR|EXPECTED|FAILURE|PENDING|SUCCESS
+    checks_state: str | None = None
     checks: tuple[CheckResult, ...] = ()
     reviews: tuple[Review, ...] = ()
     comments: tuple[Comment, ...] = ()
