@@ -109,6 +109,16 @@ class Service:
                 app, db, pacer=engine.executor.pacer if engine.executor else None, poller=poller
             )
             poller.after_cycle.append(engine.after_reconcile)
+            # The optional summary issue (issue 7 item 2), after the engine has acted.
+            from bot.summary import SummaryPoster
+
+            summary = SummaryPoster(
+                db,
+                client_for=app.installation,
+                pacer=engine.executor.pacer if engine.executor else None,
+                cadence_seconds=settings.full_sweep_interval_seconds,
+            )
+            poller.after_cycle.append(summary.after_cycle)
         return cls(settings, db, app, reconciler, poller, repository_filter, engine)
 
     def build_server(self) -> Server:

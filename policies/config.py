@@ -150,6 +150,19 @@ class Families(_Model):
     tracking_issue: bool = True  # one consolidation issue per family (act mode only)
 
 
+class Summary(_Model):
+    """The optional summary issue on GitHub (issue 7 item 2): one tracking issue, edited in place
+    at most every ``min-interval-minutes`` and only when its text changed; act mode only (shadow
+    mode records what it would post)."""
+
+    enabled: bool = False  # keep the summary issue (act mode writes it; shadow records it)
+    repository: str | None = Field(  # unset: one issue per repository; "org/.github": one there
+        default=None, pattern=r"^[\w.-]+/[\w.-]+$"
+    )
+    title: str = Field(default="prsteward summary", min_length=1, max_length=200)  # its title
+    min_interval_minutes: float = Field(default=60, ge=0)  # edits at most this often
+
+
 class Config(_Model):
     """One repository's effective configuration."""
 
@@ -187,6 +200,7 @@ class Config(_Model):
     risk: Risk = Risk()
     cooldowns: Cooldowns = Cooldowns()
     families: Families = Families()
+    summary: Summary = Summary()
     prices: dict[str, ModelPrice] = Field(default_factory=dict)  # model name -> price
 
     escalate_on: tuple[TriggerKind, ...] = (
