@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
@@ -28,14 +28,17 @@ class Principal:
     app_id: int | None = None
     installation_id: int | None = None
     token: str = ""
+    # "installation:N" | "app:N" | "anonymous": what limits and accounting are kept by
+    key: str = field(init=False, compare=False, default="")
 
-    @property
-    def key(self) -> str:
+    def __post_init__(self) -> None:
         if self.kind == "installation":
-            return f"installation:{self.installation_id}"
-        if self.kind == "app":
-            return f"app:{self.app_id}"
-        return "anonymous"
+            key = f"installation:{self.installation_id}"
+        elif self.kind == "app":
+            key = f"app:{self.app_id}"
+        else:
+            key = "anonymous"
+        object.__setattr__(self, "key", key)
 
 
 PRINCIPAL_KEY: web.RequestKey[Principal] = web.RequestKey("principal", Principal)

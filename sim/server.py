@@ -24,6 +24,7 @@ from sim.objects import INSTALLATION_PERMISSIONS
 from sim.rest import ROUTES, Route, aiohttp_path
 
 ROUTE_KEY: web.AppKey[dict[str, Route]] = web.AppKey("routes", dict)
+ENDPOINT_KEYS: web.AppKey[dict[tuple[str, Any], str]] = web.AppKey("endpoint_keys", dict)
 PREFIXES = ("", "/api/v3")
 WRITE_METHODS = {"POST", "PATCH", "PUT", "DELETE"}
 
@@ -40,12 +41,24 @@ class GraphQLRoute:
 
 
 def endpoint_key(request: web.Request) -> str:
+    """``"GET /repos/{owner}/{repo}/pulls"``: the method and GitHub's path template (worked
+    out once per route of this application)."""
     resource = request.match_info.route.resource
-    canonical = resource.canonical if resource is not None else request.path
+    if resource is None:
+        return _endpoint_key(request.method, request.path)
+    known_keys = request.app[ENDPOINT_KEYS]
+    cache_key = (request.method, resource)
+    known = known_keys.get(cache_key)
+    if known is None:
+        known = known_keys[cache_key] = _endpoint_key(request.method, resource.canonical)
+    return known
+
+
+def _endpoint_key(method: str, canonical: str) -> str:
     canonical = canonical.removeprefix("/api/v3").replace("{path:.+}", "{path}")
     if canonical == "/api/graphql":
         canonical = "/graphql"
-    return f"{request.method} {canonical}"
+    return f"{method} {canonical}"
 
 
 def error_response(error: GitHubError, extra_headers: dict[str, str] | None = None) -> web.Response:
@@ -313,6 +326,7 @@ def build_app(sim: Simulator) -> web.Application:
             )
             routes[f"{route.method} {route.path}"] = route
     app[ROUTE_KEY] = routes
+    app[ENDPOINT_KEYS] = {}
     app.router.add_post("/graphql", graphql_handler)
     app.router.add_post("/api/graphql", graphql_handler)
     add_control_routes(app)
