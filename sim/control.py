@@ -65,6 +65,39 @@ class SimControl:
         result = await self._call("POST", "/events", {"events": specs})
         return list(result["results"])
 
+    async def push(
+        self, repo: str, pr: int, *, rebase: bool = False, user: str | None = None
+    ) -> str:
+        """The author pushes to the PR's head (``rebase``: onto the current base, resolving a
+        conflict); returns the new head SHA."""
+        fields: dict[str, Any] = {"repo": repo, "pr": pr, "rebase": rebase}
+        if user is not None:
+            fields["user"] = user
+        return str((await self.event("push", **fields))["sha"])
+
+    async def request_review(
+        self, repo: str, pr: int, reviewers: list[str], *, user: str | None = None
+    ) -> list[str]:
+        """Review (re-)requested from ``reviewers``; returns who was not requested already."""
+        fields: dict[str, Any] = {"repo": repo, "pr": pr, "reviewers": reviewers}
+        if user is not None:
+            fields["user"] = user
+        return list((await self.event("request_review", **fields))["requested"])
+
+    async def change_file(
+        self, repo: str, path: str, content: str | None, *, user: str | None = None
+    ) -> str:
+        """A commit to the default branch writing ``path`` (None: deleting it), with its
+        ``push`` webhook; returns the branch's new SHA."""
+        fields: dict[str, Any] = {"repo": repo, "path": path}
+        if content is None:
+            fields["delete"] = True
+        else:
+            fields["content"] = content
+        if user is not None:
+            fields["user"] = user
+        return str((await self.event("file", **fields))["sha"])
+
     # accounting and state
     async def accounting(self) -> dict[str, Any]:
         """Requests by endpoint, charged, per installation, conditional hits (304), writes,

@@ -357,3 +357,17 @@ async def test_secondary_point_limits_weigh_writes_and_mutations_five(
     usage = await server.control.accounting()
     assert usage["secondary_points"]["installation:1 graphql"] == 15
     assert usage["secondary_points"]["installation:1 rest"] == 3
+
+
+async def test_the_control_client_has_the_fix_and_file_events(sim_factory: SimFactory) -> None:
+    server = await sim_factory(SMALL_SCENARIO)
+    control = server.control
+    sha = await control.push("acme/widgets", 13, rebase=True)
+    assert await control.request_review("acme/widgets", 14, ["alice"]) == ["alice"]
+    branch = await control.change_file("acme/widgets", ".github/prsteward.yml", "mode: act\n")
+    await control.change_file("acme/widgets", ".github/prsteward.yml", None)
+    await control.advance("1m")
+    pulls = await pulls_of(control)
+    assert pulls[13]["head_sha"] == sha and pulls[13]["mergeable"] == "MERGEABLE"
+    assert branch != (await control.state("acme/widgets"))["repositories"][0]["branches"]["main"]
+    assert ".github/prsteward.yml" not in server.sim.state.repo("acme", "widgets").files
