@@ -40,6 +40,7 @@ log = logging.getLogger("prsteward.recovery")
 RETENTION = timedelta(days=3)  # GitHub keeps deliveries 3 days
 MARGIN = timedelta(minutes=10)  # walk this far past the anchor (slow deliveries fail late)
 PER_PAGE = 100
+CHUNK = 25  # redeliveries recorded per ledger transaction
 OK_STATUSES = frozenset({"ok"})
 PENDING_STATUSES = frozenset({"pending", "queued", "in progress"})
 
@@ -271,39 +272,54 @@ class DeliveryRecoverer:
         return ordered[: self.max_redeliveries]
 
     async def _redeliver(self, report: RecoveryReport, missed: list[ListedDelivery]) -> None:
+        """Ask for each missed delivery, ``CHUNK`` at a time: one transaction records the chunk
+        before any of it is asked for (at most once), one records GitHub's answers."""
         client = self.app.app
-        for index, delivery in enumerate(missed):
-            if index and self.pace_seconds > 0:
-                await self._sleep(self.pace_seconds)
-            request_id = await ledger_recovery.begin_request(
+        first = True
+        for start in range(0, len(missed), CHUNK):
+            chunk = missed[start : start + CHUNK]
+            recorded = await ledger_recovery.begin_requests(
                 self.db,
-                delivery.id,
-                delivery.guid,
+                [
+                    ledger_recovery.PlannedRequest(
+                        d.id, d.guid, d.event, d.delivered_at, d.status[:200]
+                    )
+                    for d in chunk
+                ],
                 self.clock(),
-                event=delivery.event,
-                delivered_at=delivery.delivered_at,
-                github_status=delivery.status[:200],
             )
-            if request_id is None:
-                report.already_requested += 1
-                continue
-            requested = Requested(
-                delivery.id, delivery.guid, delivery.event, delivery.delivered_at, None
-            )
-            report.requested.append(requested)
+            answers: list[tuple[int, int | None, str | None]] = []
             try:
-                response = await client.request(
-                    "POST", f"/app/hook/deliveries/{delivery.id}/attempts", write=True
+                for delivery in chunk:
+                    request_id = recorded.get(delivery.guid)
+                    if request_id is None:
+                        report.already_requested += 1
+                        continue
+                    if not first and self.pace_seconds > 0:
+                        await self._sleep(self.pace_seconds)
+                    first = False
+                    requested = Requested(
+                        delivery.id, delivery.guid, delivery.event, delivery.delivered_at, None
+                    )
+                    report.requested.append(requested)
+                    try:
+                        response = await client.request(
+                            "POST", f"/app/hook/deliveries/{delivery.id}/attempts", write=True
+                        )
+                    except GitHubError as error:
+                        requested.error = str(error)[:200]
+                        answers.append((request_id, error.status, requested.error))
+                        raise
+                    requested.http_status = response.status_code
+                    if response.status_code >= 400:
+                        requested.error = response.text[:200]
+                    answers.append((request_id, response.status_code, requested.error))
+            finally:
+                # Recorded but not asked (stopped by an error): said so, never asked again.
+                asked = {row_id for row_id, _, _ in answers}
+                answers.extend(
+                    (row_id, None, "not sent: the pass stopped first")
+                    for row_id in recorded.values()
+                    if row_id not in asked
                 )
-            except GitHubError as error:
-                requested.error = str(error)[:200]
-                await ledger_recovery.finish_request(
-                    self.db, request_id, error.status, requested.error
-                )
-                raise
-            requested.http_status = response.status_code
-            if response.status_code >= 400:
-                requested.error = response.text[:200]
-            await ledger_recovery.finish_request(
-                self.db, request_id, response.status_code, requested.error
-            )
+                await ledger_recovery.finish_requests(self.db, answers)

@@ -8,9 +8,10 @@ A delivery GUID is asked for at most once, whatever attempt ids GitHub lists for
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 
 from ledger import jobs
 from ledger._sql import chunks, upsert_insert
@@ -80,6 +81,77 @@ async def begin_request(
             )
         ).scalar_one_or_none()
     return int(inserted) if inserted is not None else None
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedRequest:
+    """A redelivery about to be asked for (for :func:`begin_requests`)."""
+
+    github_delivery_id: int
+    guid: str
+    event: str | None = None
+    delivered_at: datetime | None = None
+    github_status: str | None = None
+
+
+async def begin_requests(
+    db: Ledger, planned: Sequence[PlannedRequest], now: datetime
+) -> dict[str, int]:
+    """:func:`begin_request` for a chunk in ONE transaction: GUID -> row id for those recorded
+    now; GUIDs (or attempt ids) asked for before, or twice in ``planned``, are left out."""
+    table = table_of(DeliveryRecovery)
+    first: dict[str, PlannedRequest] = {}
+    for item in planned:
+        first.setdefault(item.guid, item)
+    if not first:
+        return {}
+    recorded: dict[str, int] = {}
+    async with db.transaction() as session:
+        seen = set(
+            (await session.execute(select(table.c.guid).where(table.c.guid.in_(sorted(first)))))
+            .scalars()
+            .all()
+        )
+        rows = [
+            {
+                "github_delivery_id": item.github_delivery_id,
+                "guid": item.guid,
+                "event": item.event,
+                "delivered_at": item.delivered_at,
+                "github_status": item.github_status,
+                "requested_at": now,
+            }
+            for guid, item in first.items()
+            if guid not in seen
+        ]
+        for part in chunks(rows, _CHUNK):
+            result = await session.execute(
+                upsert_insert(db.backend, table)
+                .values(part)
+                .on_conflict_do_nothing(index_elements=["github_delivery_id"])
+                .returning(table.c.id, table.c.guid)
+            )
+            recorded.update({str(guid): int(row_id) for row_id, guid in result.all()})
+    return recorded
+
+
+async def finish_requests(
+    db: Ledger, answers: Sequence[tuple[int, int | None, str | None]]
+) -> None:
+    """:func:`finish_request` for many ``(row id, http status, error)`` in one transaction."""
+    if not answers:
+        return
+    table = table_of(DeliveryRecovery)
+    async with db.transaction() as session:
+        await session.execute(
+            update(table)
+            .where(table.c.id == bindparam("_id"))
+            .values(http_status=bindparam("_status"), error=bindparam("_error")),
+            [
+                {"_id": row_id, "_status": status, "_error": error[:500] if error else None}
+                for row_id, status, error in answers
+            ],
+        )
 
 
 async def finish_request(

@@ -29,9 +29,10 @@ DOWN_URL = "http://127.0.0.1:9/webhooks"  # discard port: connection refused
 
 
 @pytest.fixture
-async def db(sqlite_url: str) -> AsyncIterator[Ledger]:
-    await upgrade_async(sqlite_url)
-    ledger = Ledger(sqlite_url)
+async def db(database_url: str) -> AsyncIterator[Ledger]:
+    """Both backends: SQLite and PostgreSQL."""
+    await upgrade_async(database_url)
+    ledger = Ledger(database_url)
     yield ledger
     await ledger.close()
 
