@@ -1,6 +1,6 @@
 """The summary issue against the sim (issue 7 item 2): one issue, edited in place at most every
 N minutes and only when its body changed; nothing written in shadow mode; "prsteward is behind"
-when the sweep is overdue."""
+when the sweep is overdue; a create never confirmed never opens a second issue."""
 
 from __future__ import annotations
 
@@ -13,24 +13,36 @@ from ledger.repositories import get_repository
 from tests.summary.conftest import ActingWorld, acting_scenario
 
 World = Callable[..., Awaitable[ActingWorld]]
-CONFIG = "mode: {mode}\nsummary:\n  enabled: true\n  min-interval-minutes: 60\n{extra}"
+CONFIG = "mode: {mode}\nsummary:\n  enabled: true\n  min-interval-minutes: 60\n"
 PULLS = [
-    {"number": 11, "title": "Fix crash", "author": "dave", "created": "-3d",
-     "checks": {"ci": "failure"}},
-    {"number": 12, "title": "Add docs", "author": "carol", "created": "-10d",
-     "checks": {"ci": "success"}, "requested_reviewers": ["alice"]},
+    {
+        "number": 11,
+        "title": "Fix crash",
+        "author": "dave",
+        "created": "-3d",
+        "checks": {"ci": "failure"},
+    },
+    {
+        "number": 12,
+        "title": "Add docs",
+        "author": "carol",
+        "created": "-10d",
+        "checks": {"ci": "success"},
+        "requested_reviewers": ["alice"],
+    },
 ]
+CREATE = "POST /repos/{owner}/{repo}/issues"
+EDIT = "PATCH /repos/{owner}/{repo}/issues/{issue_number}"
+COMMENT = "POST /repos/{owner}/{repo}/issues/{issue_number}/comments"
 
 
-async def start(acting_world: World, mode: str = "act", extra: str = "") -> tuple[ActingWorld, SummaryPoster]:
+async def start(acting_world: World, mode: str = "act") -> tuple[ActingWorld, SummaryPoster]:
     world = await acting_world(
         acting_scenario(
-            mode="", pulls=PULLS,
-            files={".github/prsteward.yml": CONFIG.format(mode=mode, extra=extra)},
+            mode="", pulls=PULLS, files={".github/prsteward.yml": CONFIG.format(mode=mode)}
         )
     )
-    await world.sync()
-    await world.evaluate()
+    await cycle(world)
     poster = SummaryPoster(
         world.db,
         client_for=world.app.installation,
@@ -40,19 +52,131 @@ async def start(acting_world: World, mode: str = "act", extra: str = "") -> tupl
     return world, poster
 
 
-def summary_writes(writes: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in writes.items() if "issues" in k}
+async def cycle(world: ActingWorld) -> None:
+    await world.sync()
+    await world.evaluate()
 
 
-def sim_issues(world: ActingWorld, repository: str = "acme/widgets") -> list[Any]:
-    owner, name = repository.split("/")
-    return list(world.server.sim.state.repo(owner, name).issues.values())
+async def summarise(world: ActingWorld, poster: SummaryPoster) -> tuple[str, dict[str, int]]:
+    """One summary pass; its outcome and the sim writes it made (by endpoint)."""
+    before = await world.writes()
+    outcome = (await poster.run()).get("acme/widgets", "not due")
+    after = await world.writes()
+    delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+    return outcome, delta
 
 
-async def test_probe(acting_world: World) -> None:
+def summary_issues(world: ActingWorld) -> list[Any]:
+    repo = world.server.sim.state.repo("acme", "widgets")
+    marker = scope_marker("acme/widgets")
+    return [i for i in repo.issues.values() if marker in (i.body or "")]
+
+
+async def open_pull(world: ActingWorld, title: str) -> None:
+    await world.control.event(
+        "open_pull", repo="acme/widgets", title=title, author="erin", checks=["ci"]
+    )
+
+
+async def test_act_mode_creates_one_issue_then_edits_it_in_place(acting_world: World) -> None:
     world, poster = await start(acting_world)
-    print(await poster.run())
-    print(await world.writes())
-    for issue in sim_issues(world):
-        print(issue.number, issue.title)
-        print(issue.body)
+    outcome, delta = await summarise(world, poster)
+    assert (outcome, delta) == ("created", {CREATE: 1})
+    [issue] = summary_issues(world)
+    assert issue.title == "prsteward summary"
+    assert "## Queue by tier" in issue.body and "acme/widgets#12 Add docs: waiting on you" in (
+        issue.body
+    )
+    row = await get_repository(world.db, "acme/widgets")
+    assert row is not None and row.summary_issue_number == issue.number
+
+    edits = 0
+    for title in ("Speed up parser", "Drop Python 3.9"):
+        await open_pull(world, title)
+        await world.control.advance("61m")
+        await cycle(world)
+        outcome, delta = await summarise(world, poster)
+        edits += 1
+        assert (outcome, delta) == ("edited", {EDIT: 1})
+        [same] = summary_issues(world)
+        assert same.number == issue.number and f"| acme/widgets | act | {2 + edits} |" in same.body
+    writes = await world.writes()
+    assert writes.get(CREATE) == 1 and writes.get(EDIT) == edits
+    state = await ledger_summary.summary_state(world.db, "acme/widgets")
+    assert state.issue_number == issue.number and state.writes == 1 + edits
+    # Never a comment on the summary issue.
+    repo = world.server.sim.state.repo("acme", "widgets")
+    assert [c for c in repo.comments.values() if c.issue_number == issue.number] == []
+
+
+async def test_unchanged_body_is_not_written(acting_world: World) -> None:
+    world, poster = await start(acting_world)
+    assert (await summarise(world, poster))[0] == "created"
+    for _ in range(2):  # a third hour would make the sweep overdue (3 cadences): "behind"
+        await world.control.advance("61m")
+        outcome, delta = await summarise(world, poster)
+        assert (outcome, delta) == ("unchanged", {})
+    assert len(summary_issues(world)) == 1
+
+
+async def test_edits_wait_for_the_minimum_interval(acting_world: World) -> None:
+    world, poster = await start(acting_world)
+    assert (await summarise(world, poster))[0] == "created"
+    await open_pull(world, "Speed up parser")
+    await cycle(world)
+    poster._checked.clear()  # a fresh process: the interval still holds (from the ledger)
+    outcome, delta = await summarise(world, poster)
+    assert (outcome, delta) == ("held", {})
+    await world.control.advance("30m")
+    assert await summarise(world, poster) == ("not due", {})  # checked under an interval ago
+    await world.control.advance("31m")
+    outcome, delta = await summarise(world, poster)
+    assert (outcome, delta) == ("edited", {EDIT: 1})
+    assert "| acme/widgets | act | 3 |" in summary_issues(world)[0].body
+
+
+async def test_shadow_mode_writes_nothing_and_records_what_it_would_post(
+    acting_world: World,
+) -> None:
+    world, poster = await start(acting_world, mode="shadow")
+    outcome, delta = await summarise(world, poster)
+    assert (outcome, delta) == ("shadow", {})
+    assert summary_issues(world) == []
+    state = await ledger_summary.summary_state(world.db, "acme/widgets")
+    assert state.shadow_hash and state.shadow_at is not None and state.issue_number is None
+    await world.control.advance("61m")
+    assert await summarise(world, poster) == ("unchanged", {})
+    assert (await world.writes()).get(CREATE) is None
+
+
+async def test_shadow_body_lists_what_prsteward_would_do(acting_world: World) -> None:
+    from bot.summary import render_summary, targets_of
+    from ledger.repositories import list_repositories
+
+    world, poster = await start(acting_world, mode="shadow")
+    [target] = targets_of(await list_repositories(world.db))
+    body = render_summary(target, await poster.gather([target], await world.now()))
+    assert "## What prsteward would do" in body and "#11" in body
+    assert "Shadow mode" in body
+
+
+async def test_behind_line_when_the_sweep_is_overdue(acting_world: World) -> None:
+    world, poster = await start(acting_world)
+    assert (await summarise(world, poster))[0] == "created"
+    assert "prsteward is behind" not in summary_issues(world)[0].body
+    await world.control.advance("4h")  # no sweep for more than 3 cadences (1 h)
+    outcome, delta = await summarise(world, poster)
+    assert (outcome, delta) == ("edited", {EDIT: 1})
+    body = summary_issues(world)[0].body
+    assert "**prsteward is behind:**" in body and "acme/widgets last swept" in body
+
+
+async def test_a_create_never_confirmed_opens_no_second_issue(acting_world: World) -> None:
+    world, poster = await start(acting_world)
+    # A crash after recording the create and (maybe) after GitHub made the issue.
+    await ledger_summary.record_summary(
+        world.db, "acme/widgets", "summary.creating", "test", await world.now()
+    )
+    outcome, delta = await summarise(world, poster)
+    assert delta.get(CREATE) is None
+    assert outcome in ("unconfirmed", "created")  # created only after looking for the marker
