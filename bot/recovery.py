@@ -166,6 +166,10 @@ class DeliveryRecoverer:
         self._sleep = sleep
         self.last_report: RecoveryReport | None = None
         self._lock = asyncio.Lock()
+        # GitHub's time of the newest delivery a complete pass listed: the next pass needs to
+        # look only ``margin`` past it (in memory: after a restart the anchor rule applies).
+        self._covered_until: datetime | None = None
+        self._pending_cover: datetime | None = None
 
     async def recover(
         self, since: datetime | None = None, *, dry_run: bool = False
@@ -176,9 +180,12 @@ class DeliveryRecoverer:
             client = self.app.app
             sent_before = client.requests_sent
             try:
+                self._pending_cover = None
                 missed = await self._walk(report, since)
                 if not dry_run:
                     await self._redeliver(report, missed)
+                    if since is None and self._pending_cover is not None:
+                        self._covered_until = self._pending_cover
                 else:
                     report.requested = [
                         Requested(d.id, d.guid, d.event, d.delivered_at, None) for d in missed
@@ -204,6 +211,12 @@ class DeliveryRecoverer:
         missed: dict[str, ListedDelivery] = {}
         horizon = since
         retention_floor: datetime | None = None
+        covered = (
+            self._covered_until - self.margin
+            if since is None and self._covered_until is not None
+            else None
+        )
+        newest: datetime | None = None
         while url:
             response = await client.request("GET", url, params=params)
             report.pages += 1
@@ -231,7 +244,11 @@ class DeliveryRecoverer:
                 when = delivery.delivered_at
                 if retention_floor is None and when is not None:
                     retention_floor = when - RETENTION
+                    newest = when
                 if when is not None:
+                    if covered is not None and when < covered:
+                        reached_horizon = True  # the previous pass saw everything older
+                        break
                     if horizon is not None and when < horizon:
                         reached_horizon = True
                         break
@@ -264,6 +281,8 @@ class DeliveryRecoverer:
             if not url:
                 report.stopped_by = "end"
         report.missed = len(missed)
+        if newest is not None:
+            self._pending_cover = newest
         # Oldest first: the events replay in the order they happened.
         ordered = sorted(
             missed.values(),
