@@ -171,12 +171,42 @@ async def test_behind_line_when_the_sweep_is_overdue(acting_world: World) -> Non
     assert "**prsteward is behind:**" in body and "acme/widgets last swept" in body
 
 
-async def test_a_create_never_confirmed_opens_no_second_issue(acting_world: World) -> None:
+async def test_a_create_never_confirmed_is_adopted_not_repeated(acting_world: World) -> None:
     world, poster = await start(acting_world)
-    # A crash after recording the create and (maybe) after GitHub made the issue.
+    # A crash after GitHub made the issue and before the ledger heard of it.
+    assert (await summarise(world, poster))[0] == "created"
+    [issue] = summary_issues(world)
+    from sqlalchemy import delete
+
+    from ledger.models import Decision, table_of
+
+    async with world.db.transaction() as session:
+        decisions = table_of(Decision).c
+        await session.execute(
+            delete(table_of(Decision)).where(
+                decisions.kind == "summary", decisions.rule_id == "summary.created"
+            )
+        )
+    assert (await ledger_summary.summary_state(world.db, "acme/widgets")).creating
+    await open_pull(world, "Speed up parser")
+    await world.control.advance("61m")
+    await cycle(world)
+    poster._checked.clear()
+    outcome, delta = await summarise(world, poster)
+    assert outcome == "edited" and delta == {EDIT: 1}  # found by its marker, then edited
+    assert [i.number for i in summary_issues(world)] == [issue.number]
+    state = await ledger_summary.summary_state(world.db, "acme/widgets")
+    assert state.issue_number == issue.number and not state.creating
+
+
+async def test_no_second_issue_when_the_marker_cannot_be_looked_for(acting_world: World) -> None:
+    world, poster = await start(acting_world)
     await ledger_summary.record_summary(
         world.db, "acme/widgets", "summary.creating", "test", await world.now()
     )
+    await world.control.add_fault(
+        "status", path="/repos/acme/widgets/issues$", method="GET", status=404, count=5
+    )
     outcome, delta = await summarise(world, poster)
-    assert delta.get(CREATE) is None
-    assert outcome in ("unconfirmed", "created")  # created only after looking for the marker
+    assert (outcome, delta) == ("unconfirmed", {})
+    assert summary_issues(world) == []
