@@ -210,3 +210,56 @@ async def test_no_second_issue_when_the_marker_cannot_be_looked_for(acting_world
     outcome, delta = await summarise(world, poster)
     assert (outcome, delta) == ("unconfirmed", {})
     assert summary_issues(world) == []
+
+
+ORG_CONFIG = (
+    "mode: act\nsummary:\n  enabled: true\n  repository: acme/.github\n"
+    "  title: acme PR queue\n  min-interval-minutes: 60\n"
+)
+
+
+def _repo(name: str, files: dict[str, str], pulls: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "collaborators": {"alice": "admin"},
+        "files": files,
+        "pulls": pulls,
+    }
+
+
+async def test_one_org_issue_in_dot_github_for_every_repository(acting_world: World) -> None:
+    world = await acting_world(
+        {
+            "installations": [
+                {
+                    "id": 1,
+                    "account": "acme",
+                    "repositories": [
+                        _repo("widgets", {".github/prsteward.yml": ORG_CONFIG}, PULLS[:1]),
+                        _repo("gadgets", {".github/prsteward.yml": ORG_CONFIG}, PULLS[1:]),
+                        _repo(".github", {}, []),
+                    ],
+                }
+            ]
+        }
+    )
+    await world.sync()
+    for name in ("acme/widgets", "acme/gadgets", "acme/.github"):
+        await world.evaluate(name)
+    poster = SummaryPoster(
+        world.db, client_for=world.app.installation, clock=lambda: world.server.sim.clock.now()
+    )
+    assert await poster.run() == {"org:acme/.github": "created"}
+    writes = await world.writes()
+    assert writes.get(CREATE) == 1
+    dot_github = world.server.sim.state.repo("acme", ".github")
+    [issue] = [i for i in dot_github.issues.values() if scope_marker("org:acme/.github") in i.body]
+    assert issue.title == "acme PR queue"
+    assert "acme/widgets" in issue.body and "acme/gadgets" in issue.body
+    for name in ("widgets", "gadgets"):
+        assert world.server.sim.state.repo("acme", name).issues == {} or all(
+            "prsteward:summary" not in (i.body or "")
+            for i in world.server.sim.state.repo("acme", name).issues.values()
+        )
+    await world.control.advance("61m")
+    assert await poster.run() == {"org:acme/.github": "unchanged"}
