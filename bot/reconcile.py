@@ -34,7 +34,13 @@ from ledger import pulls, repositories
 from ledger.db import Ledger
 from ledger.models import ObservationSource, Repository
 from policies.normalize import NormalizeError, from_graphql
-from policies.snapshot import Mergeable, PullRequestSnapshot, PullRequestState, snapshot_to_json
+from policies.snapshot import (
+    Mergeable,
+    PullRequestSnapshot,
+    PullRequestState,
+    fingerprint_of_json,
+    snapshot_to_json,
+)
 
 log = logging.getLogger("prsteward.reconcile")
 
@@ -446,12 +452,12 @@ class Reconciler:
             for s in snapshots
             if s.state is PullRequestState.OPEN and s.mergeable is Mergeable.UNKNOWN
         )
+        items = []
+        for snapshot in snapshots:
+            encoded = snapshot_to_json(snapshot)  # once: the fingerprint is derived from it
+            items.append(pulls.SnapshotItem(snapshot.number, encoded, fingerprint_of_json(encoded)))
         changed = await pulls.record_snapshots(
-            self.db,
-            repository,
-            [pulls.SnapshotItem(s.number, snapshot_to_json(s), s.fingerprint()) for s in snapshots],
-            ObservationSource.POLL,
-            self.clock(),
+            self.db, repository, items, ObservationSource.POLL, self.clock()
         )
         order = {s.number: i for i, s in enumerate(snapshots)}
         result.changed.extend(sorted(changed, key=lambda n: order.get(n, 0)))

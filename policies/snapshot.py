@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -145,17 +145,24 @@ class PullRequestSnapshot:
     def fingerprint(self) -> str:
         """A stable hash of what matters; ``updated_at`` and ``extra`` are left out on purpose,
         so a bot's own write (which bumps updatedAt) does not count as a change."""
-        data = snapshot_to_json(self)
-        data.pop("updated_at", None)
-        data.pop("extra", None)
-        encoded = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-        return hashlib.sha256(encoded).hexdigest()
+        return fingerprint_of_json(snapshot_to_json(self))
+
+
+def fingerprint_of_json(data: dict[str, Any]) -> str:
+    """``PullRequestSnapshot.fingerprint`` from its ``snapshot_to_json`` (which is not changed):
+    callers that need both encode the snapshot once."""
+    kept = {k: v for k, v in data.items() if k not in ("updated_at", "extra")}
+    encoded = json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(encoded).hexdigest()
 
 
 # --- JSON round trip --------------------------------------------------------------------------
 
 
 def _encode(value: Any) -> Any:
+    if is_dataclass(value) and not isinstance(value, type):
+        # What ``asdict`` then encoding gave, without asdict's deep copies (reconcile's hot path).
+        return {f.name: _encode(getattr(value, f.name)) for f in fields(value)}
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, StrEnum):
@@ -169,7 +176,7 @@ def _encode(value: Any) -> Any:
 
 def snapshot_to_json(snapshot: PullRequestSnapshot) -> dict[str, Any]:
     """A JSON-ready dict; ``snapshot_from_json`` inverts it exactly."""
-    result: dict[str, Any] = _encode(asdict(snapshot))
+    result: dict[str, Any] = _encode(snapshot)
     return result
 
 
