@@ -144,6 +144,7 @@ class SummaryInputs:
     jobs: tuple[Any, ...] = ()  # ledger.jobs.JobRow
     boundaries: tuple[tuple[str | None, str], ...] = ()  # (repository, line)
     candidates: dict[tuple[int, ...], CandidateCounts] = field(default_factory=dict)
+    behind_line: str | None = None  # "prsteward is behind: ..." (None: keeping up)
 
 
 def render_summary(target: Target, inputs: SummaryInputs) -> str:
@@ -154,8 +155,8 @@ def render_summary(target: Target, inputs: SummaryInputs) -> str:
     lines = [f"# {target.title}", ""]
     if len(target.repositories) > 1 or target.repository not in names:
         lines += ["Repositories: " + ", ".join(f"`{n}`" for n in target.repositories), ""]
-    if report.behind:
-        lines += ["> **prsteward is behind:** " + "; ".join(report.behind), ""]
+    if inputs.behind_line:  # ``Health.summary_line()`` while behind (issue 12 item 8)
+        lines += [f"> **{inputs.behind_line}**", ""]
     if not target.acting:
         lines += [
             "_Shadow mode: prsteward writes nothing but this summary's record in its ledger; "
@@ -328,7 +329,8 @@ class SummaryPoster:
             )
             for t in targets
         }
-        return SummaryInputs(report, would, jobs, boundaries, candidates)
+        behind = health.summary_line() if not health.ok else None
+        return SummaryInputs(report, would, jobs, boundaries, candidates, behind)
 
     async def publish(self, target: Target, body: str, now: datetime) -> str:
         scope = target.scope

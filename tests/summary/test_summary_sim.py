@@ -168,7 +168,7 @@ async def test_behind_line_when_the_sweep_is_overdue(acting_world: World) -> Non
     outcome, delta = await summarise(world, poster)
     assert (outcome, delta) == ("edited", {EDIT: 1})
     body = summary_issues(world)[0].body
-    assert "**prsteward is behind:**" in body and "acme/widgets last swept" in body
+    assert "> **prsteward is behind: " in body and "acme/widgets last swept" in body
 
 
 async def test_a_create_never_confirmed_is_adopted_not_repeated(acting_world: World) -> None:
