@@ -263,3 +263,54 @@ async def test_one_org_issue_in_dot_github_for_every_repository(acting_world: Wo
         )
     await world.control.advance("61m")
     assert await poster.run() == {"org:acme/.github": "unchanged"}
+
+
+async def test_exhausted_jobs_and_boundaries_are_announced(acting_world: World) -> None:
+    from ledger import candidates as ledger_candidates
+    from ledger import jobs as job_store
+    from ledger.models import JobState
+
+    world, poster = await start(acting_world)
+    now = await world.now()
+    job, _ = await job_store.create_job(
+        world.db,
+        job_store.NewJob(
+            repository="acme/widgets",
+            number=11,
+            trigger_kind="failing_ci",
+            trigger_fingerprint="t-11",
+            budget_tokens=300_000,
+            budget_dollars=3.0,
+            max_attempts=2,
+            start_head_sha="0" * 40,
+        ),
+        now,
+        lambda _id, _attempt: {},
+    )
+    assert job is not None and job.id is not None
+    for target in (
+        JobState.LEASED,
+        JobState.CLAIMED_DONE,
+        JobState.VERIFYING,
+        JobState.BUDGET_EXHAUSTED,
+    ):
+        assert await job_store.move(world.db, job.id, target, "test", "out of budget", now)
+    await ledger_candidates.open_boundary(
+        world.db,
+        1,
+        await world.db_repository(),
+        "label",
+        http_status=403,
+        message="Resource not accessible by integration",
+        accepted_permissions="issues=write",
+        now=now,
+    )
+    assert (await summarise(world, poster))[0] == "created"
+    body = summary_issues(world)[0].body
+    stored = await job_store.get_job(world.db, job.id)
+    assert stored is not None
+    assert stored.state == JobState.BUDGET_EXHAUSTED.value
+    assert "## Waiting for a budget grant: 1" in body
+    assert f"prsteward jobs grant {job.id}" in body and "/prsteward budget +50k" in body
+    assert "- BUDGET_EXHAUSTED: 1" in body  # escalations by state
+    assert "label denied (HTTP 403)" in body and "issues=write" in body
