@@ -233,7 +233,18 @@ def render_summary(target: Target, inputs: SummaryInputs) -> str:
         would = [i for i in inputs.would if i.repository in names]
         lines += ["", render_would_markdown(would).strip()]
     lines += ["", "_Edited in place by prsteward; see `prsteward report` for the full view._"]
-    return "\n".join(lines).rstrip() + "\n"
+    return _fit("\n".join(lines).rstrip() + "\n")
+
+
+MAX_BODY = 60_000  # GitHub refuses an issue body over 65,536 characters
+
+
+def _fit(body: str) -> str:
+    """The body, cut at a line boundary with a note when it would be too long for GitHub."""
+    if len(body) <= MAX_BODY:
+        return body
+    cut = body.rfind("\n", 0, MAX_BODY - 200)
+    return body[:cut] + "\n\n_(cut here: too long for an issue; see `prsteward report`)_\n"
 
 
 def marked_body(target: Target, body: str) -> str:
@@ -299,7 +310,7 @@ class SummaryPoster:
     def _due(self, target: Target, now: datetime) -> bool:
         """Render at most once per interval when nothing was written (cheap cycles)."""
         last = self._checked.get(target.scope)
-        if last is None or last[1] in ("error", "failed", "unconfirmed"):
+        if last is None or last[1] == "error":  # a refused write waits the interval, like any
             return True
         return now - last[0] >= target.min_interval
 

@@ -314,3 +314,31 @@ async def test_exhausted_jobs_and_boundaries_are_announced(acting_world: World) 
     assert f"prsteward jobs grant {job.id}" in body and "/prsteward budget +50k" in body
     assert "- BUDGET_EXHAUSTED: 1" in body  # escalations by state
     assert "label denied (HTTP 403)" in body and "issues=write" in body
+
+
+def test_a_long_body_is_cut_to_fit_an_issue() -> None:
+    from bot.summary import MAX_BODY, _fit
+
+    body = "".join(f"- line {i}\n" for i in range(20_000))
+    fitted = _fit(body)
+    assert len(fitted) <= MAX_BODY and fitted.endswith("see `prsteward report`)_\n")
+    assert _fit("short\n") == "short\n"
+
+
+async def test_a_refused_create_is_recorded_and_retried_once_per_interval(
+    acting_world: World,
+) -> None:
+    world, poster = await start(acting_world)
+    await world.control.add_fault(
+        "status", path="/repos/acme/widgets/issues$", method="POST", status=403, count=1
+    )
+    assert (await summarise(world, poster))[0] == "failed"
+    state = await ledger_summary.summary_state(world.db, "acme/widgets")
+    assert not state.creating and state.issue_number is None
+    before = (await world.requests()).copy()
+    await world.control.advance("5m")
+    assert await summarise(world, poster) == ("not due", {})
+    assert await world.requests() == before  # not attempted again within the interval
+    await world.control.advance("56m")
+    assert (await summarise(world, poster))[0] == "created"
+    assert len(summary_issues(world)) == 1
