@@ -328,7 +328,11 @@ class SummaryPoster:
         would: tuple[WouldDo, ...] = ()
         if any(not t.acting for t in targets):
             would = tuple(await would_do(self.db, limit=500))
-        jobs = tuple(await list_jobs(self.db))
+        names = sorted({name for t in targets for name in t.repositories})
+        job_rows: list[Any] = []
+        for name in names:
+            job_rows += await list_jobs(self.db, repository=name)
+        jobs = tuple(job_rows)
         boundaries = tuple(
             (row.repository, describe(row))
             for row in await list_boundaries(self.db)
