@@ -159,8 +159,8 @@ def render_summary(target: Target, inputs: SummaryInputs) -> str:
         lines += [f"> **{inputs.behind_line}**", ""]
     if not target.acting:
         lines += [
-            "_Shadow mode: prsteward writes nothing but this summary's record in its ledger; "
-            "below is what it would do in `act` mode._",
+            "_Shadow mode: prsteward writes nothing to GitHub. This is the summary it would "
+            "post, and below is what it would do in `act` mode._",
             "",
         ]
     queues = [q for q in report.repositories if q.repository in names]
