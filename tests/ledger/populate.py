@@ -21,6 +21,7 @@ from ledger.models import (
     Observation,
     PermissionBoundary,
     PullRequest,
+    PullRequestIssue,
     Repository,
     Spend,
     WebhookDelivery,
@@ -119,6 +120,9 @@ async def populate(db: Ledger) -> None:
         session.add_all([pull, closed])
         await session.flush()
         assert pull.id is not None
+        session.add(
+            PullRequestIssue(repository_id=repo.id, pull_request_id=pull.id, issue_number=41)
+        )
         session.add(
             Observation(
                 pull_request_id=pull.id,
