@@ -28,9 +28,9 @@ def _root() -> None:
 
 def _unreachable_ledger_errors() -> tuple[type[BaseException], ...]:
     """Errors that mean "the ledger database cannot be used", shown as one line, no traceback."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from ledger.db import LEDGER_UNAVAILABLE_ERRORS
 
-    return (OSError, SQLAlchemyError)
+    return LEDGER_UNAVAILABLE_ERRORS
 
 
 def _unreachable_ledger_message(url: str, error: BaseException) -> str:

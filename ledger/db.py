@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -25,6 +25,11 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import ConnectionPoolEntry
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+
+# Errors that mean "the ledger database cannot be used" (unreachable, refused, broken file):
+# the CLI shows them as one line, without a traceback.
+LEDGER_UNAVAILABLE_ERRORS: tuple[type[BaseException], ...] = (OSError, SQLAlchemyError)
 
 
 class LedgerURLError(ValueError):
