@@ -100,8 +100,8 @@ def _backfill() -> None:
         base_ref = snapshot.get("base_ref")
         if isinstance(base_ref, str):
             updates.append({"_id": pull_id, "base_ref": base_ref})
-        numbers = {
-            issue.get("number")
+        numbers: set[int] = {
+            issue["number"]
             for issue in snapshot.get("linked_issues") or ()
             if isinstance(issue, dict) and isinstance(issue.get("number"), int)
         }
