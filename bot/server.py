@@ -13,6 +13,7 @@ inbox workers and (optionally) the poller start and stop with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -111,6 +112,10 @@ class Server:
             await item.stop()
         if not self._processor_start.done():
             self._processor_start.cancel()
+        # Await it while the ledger is still open: a start cancelled inside a ledger call
+        # cleans its connection up on the way out, and left to the loop's close it can hang.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await self._processor_start
         await self.processor.stop()
 
     async def healthz(self, _request: web.Request) -> web.Response:
