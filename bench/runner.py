@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_cost, escalation_replay, ingest, policies_cpu, sim_perf
+from bench import api_cost, escalation_replay, families_replay, ingest, policies_cpu, sim_perf
 from bench.common import ROOT, Result, Stopwatch, machine, say
 
 Bench = Callable[..., Awaitable[Result]]
@@ -28,6 +28,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "sim_rest": (sim_perf.run, "sim REST throughput on one core"),
     "ingest": (ingest.run, "webhook ingest on SQLite and PostgreSQL"),
     "escalation": (escalation_replay.run, "escalation economy on a noisy replay"),
+    "families": (families_replay.run, "same-shape families: the 88-PR lane, on vs off"),
 }
 
 

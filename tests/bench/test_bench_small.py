@@ -98,3 +98,10 @@ def test_escalation_replay_counts_what_the_loop_did(report: dict[str, Any]) -> N
     assert figures["distinct_pr_fingerprints"] > 0 and figures["agent_runs"] > 0
     for key in ("duplicate_comments", "tokens_on_prs_without_trigger", "lies_told"):
         assert isinstance(figures[key], int), key
+
+
+def test_families_replay_compares_on_and_off(report: dict[str, Any]) -> None:
+    figures = bench(report, "families")["figures"]
+    assert figures["off"]["escalations"] == figures["arrivals"]  # off: every member escalates
+    assert figures["on"]["escalations"] < figures["off"]["escalations"]
+    assert figures["on"]["tokens_not_spent"] > 0
