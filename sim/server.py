@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from sim import graphql_api
+from sim import graphql_api, issue_list  # noqa: F401 - importing registers the list route
 from sim.core import Simulator
 from sim.http import PRINCIPAL_KEY, SIM_KEY, GitHubError, Principal, authenticate, read_json
 from sim.limits import DENIED_MESSAGE

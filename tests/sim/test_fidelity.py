@@ -135,6 +135,14 @@ CALLS: list[tuple[str, str, str, dict[str, Any] | list[Any] | None, int, str]] =
         "installation",
     ),
     (
+        "GET",
+        "/repos/{owner}/{repo}/issues",
+        "/repos/acme/widgets/issues?state=all",
+        None,
+        200,
+        "installation",
+    ),
+    (
         "POST",
         "/repos/{owner}/{repo}/issues",
         "/repos/acme/widgets/issues",

@@ -19,6 +19,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[2]))
 
+import sim.server  # noqa: E402, F401 - the server imports every module that registers routes
 from sim.rest import ROUTES  # noqa: E402
 
 # Where the description contradicts itself, the component schema wins: GET /app/installations
