@@ -599,7 +599,12 @@ def deliveries_recover(
         "newest delivery already in the inbox, at most GitHub's 3 days.",
     ),
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be asked for."),
-    pace: float = typer.Option(0.1, "--pace", help="Seconds between redelivery requests."),
+    pace: float | None = typer.Option(
+        None,
+        "--pace",
+        min=0,
+        help="Seconds between redelivery requests (default: PRSTEWARD_RECOVERY_PACE_SECONDS, 0.1).",
+    ),
 ) -> None:
     """Ask GitHub to redeliver the failed webhook deliveries that never reached the inbox
     (each at most once, every request recorded in the ledger); prints what it asked for."""
@@ -619,7 +624,11 @@ def deliveries_recover(
         service = await Service.open(settings, need_app=True)
         try:
             assert service.app is not None
-            recoverer = DeliveryRecoverer(service.app, service.db, pace_seconds=pace)
+            recoverer = DeliveryRecoverer(
+                service.app,
+                service.db,
+                pace_seconds=settings.recovery_pace_seconds if pace is None else pace,
+            )
             return await recoverer.recover(horizon, dry_run=dry_run)
         finally:
             await service.close()

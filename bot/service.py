@@ -101,9 +101,12 @@ class Service:
                 db,
                 interval=settings.poll_interval_seconds,
                 full_interval=settings.full_sweep_interval_seconds,
+                recovery_interval=settings.recovery_interval_seconds,
             )
             # Missed-delivery recovery on the poller leader (issue 13, bot/recovery.py).
-            poller.recovery = DeliveryRecoverer(app, db)
+            poller.recovery = DeliveryRecoverer(
+                app, db, pace_seconds=settings.recovery_pace_seconds
+            )
             engine = engine_for_app(app, db)
             engine.commands = desk_for_app(  # /prsteward commands (issue 12)
                 app, db, pacer=engine.executor.pacer if engine.executor else None, poller=poller

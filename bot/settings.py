@@ -65,6 +65,21 @@ class Settings(BaseSettings):
         3600.0, gt=0, description="Seconds between full sweeps of a repository."
     )
     webhook_workers: int = Field(2, ge=1, le=32, description="Inbox workers per process.")
+    # --- nothing missed while down (issue 13, docs/recovery.md) ---
+    recovery_interval_seconds: float = Field(
+        300.0,
+        gt=0,
+        description="Seconds between missed-delivery recovery passes on the poller leader (one "
+        "also runs when it starts leading): the longest a failed webhook delivery waits to be "
+        "asked for again.",
+    )
+    recovery_pace_seconds: float = Field(
+        0.1,
+        ge=0,
+        le=60,
+        description="Seconds between two redelivery requests of a recovery pass (also the default "
+        "of `prsteward deliveries recover --pace`): 500 missed deliveries take 50 s at 0.1.",
+    )
     typed_webhook_parse: bool = Field(
         False,
         description="Also parse deliveries with githubkit's typed models (raw dict fallback). "

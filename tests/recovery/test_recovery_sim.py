@@ -143,3 +143,30 @@ async def test_recover_by_hand_since_and_dry_run(sim_factory: SimFactory, db: Le
     await control.drain_webhooks()
     again = await recoverer.recover()
     assert again.requested == [] and again.already_requested == 5
+
+
+async def test_serve_wires_the_recovery_settings(sim_factory: SimFactory, sqlite_url: str) -> None:
+    """PRSTEWARD_RECOVERY_INTERVAL_SECONDS / _PACE_SECONDS reach the poller and the recoverer;
+    unset, the defaults stay 5 min and 0.1 s."""
+    from bot.service import Service
+    from bot.settings import Settings
+
+    sim = await sim_factory()
+    common: dict[str, Any] = {
+        "database_url": sqlite_url,
+        "app_id": sim.app_id,
+        "private_key": sim.private_key_pem,
+        "github_api_url": sim.base_url,
+        "webhook_secret": "s",
+    }
+    for overrides, interval, pace in (
+        ({}, 300.0, 0.1),
+        ({"recovery_interval_seconds": 30, "recovery_pace_seconds": 0}, 30.0, 0.0),
+    ):
+        service = await Service.open(Settings(**common, **overrides))
+        try:
+            assert service.poller is not None and service.poller.recovery is not None
+            assert service.poller.recovery_interval == interval
+            assert service.poller.recovery.pace_seconds == pace
+        finally:
+            await service.close()
