@@ -425,6 +425,28 @@ class InstallationClient:
         return items
 
 
+class SharedTransport(httpx.AsyncBaseTransport):
+    """The App's one connection pool, lent to githubkit's per-request clients.
+
+    githubkit makes an ``httpx.AsyncClient`` per request and closes it afterwards, and closing a
+    client closes its transport: with a plain shared transport every finished request would
+    drop the pool's connections, cutting off the requests still in flight on them (ReadError,
+    then a retry: a second request, and for a write possibly a second effect). Only
+    :meth:`GitHubApp.aclose` closes this one."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self.inner.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """A per-request client closing: keep the pool open."""
+
+    async def close_pool(self) -> None:
+        await self.inner.aclose()
+
+
 class GitHubApp:
     """The App: JWT-authenticated calls and one :class:`InstallationClient` per installation."""
 
@@ -448,7 +470,9 @@ class GitHubApp:
         self._clock = clock
         # One shared transport (connection pool): githubkit opens a client per request outside a
         # context manager, and each new client would otherwise build a TLS context (~0.1 s CPU).
-        self._transport = transport if transport is not None else httpx.AsyncHTTPTransport()
+        self._transport = SharedTransport(
+            transport if transport is not None else httpx.AsyncHTTPTransport()
+        )
         self._cache = MemCacheStrategy()  # tokens cached per App object, not process-wide
         self._auth = AppAuthStrategy(app_id=app_id, private_key=private_key)
         self._installations: dict[int, InstallationClient] = {}
@@ -485,7 +509,7 @@ class GitHubApp:
 
     async def aclose(self) -> None:
         """Close the shared connection pool."""
-        await self._transport.aclose()
+        await self._transport.close_pool()
 
     async def list_installations(self) -> list[dict[str, Any]]:
         items = await self.app.paginate_rest("/app/installations")

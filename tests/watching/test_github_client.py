@@ -287,3 +287,51 @@ async def test_rest_pagination_follows_link(private_key: str) -> None:
     )
     respx.get(f"{API}/app/installations", params={"page": "2"}).respond(200, json=[{"id": 2}])
     assert [i["id"] for i in await make_app(private_key).list_installations()] == [1, 2]
+
+
+class RecordingTransport(httpx.AsyncBaseTransport):
+    """Answers 200 to everything; the first request waits until released; counts closes."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self.release = asyncio.Event()
+        self.calls = 0
+        self.closed = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        self.calls += 1
+        if self.calls == 1:
+            await self.release.wait()
+        if self.closed:
+            raise httpx.ReadError("the pool was closed under an in-flight request")
+        return httpx.Response(200, json=[], request=request)
+
+    async def aclose(self) -> None:
+        self.closed += 1
+
+
+async def test_a_finished_request_never_closes_the_shared_pool(private_key: str) -> None:
+    """githubkit closes its per-request client (and so its transport) after each request: the
+    App's pool must survive that, or a request still in flight is cut off (ReadError, retry)."""
+    import asyncio
+
+    transport = RecordingTransport()
+    sleeps = Sleeps()
+    app = GitHubApp(
+        app_id=42,
+        private_key=private_key,
+        api_url=API,
+        sleep=sleeps,
+        clock=lambda: NOW,
+        transport=transport,
+    )
+    slow = asyncio.create_task(app.app.request("GET", "/app/hook/deliveries"))
+    while transport.calls == 0:
+        await asyncio.sleep(0)
+    assert (await app.app.request("GET", "/app/installations")).status_code == 200
+    transport.release.set()
+    assert (await slow).status_code == 200
+    assert transport.closed == 0 and sleeps.calls == [] and app.app.requests_sent == 2
+    await app.aclose()
+    assert transport.closed == 1
