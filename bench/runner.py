@@ -17,7 +17,15 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_cost, escalation_replay, families_replay, ingest, policies_cpu, sim_perf
+from bench import (
+    api_cost,
+    escalation_replay,
+    families_replay,
+    ingest,
+    policies_cpu,
+    recovery,
+    sim_perf,
+)
 from bench.common import ROOT, Result, Stopwatch, machine, say
 
 Bench = Callable[..., Awaitable[Result]]
@@ -29,6 +37,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "ingest": (ingest.run, "webhook ingest on SQLite and PostgreSQL"),
     "escalation": (escalation_replay.run, "escalation economy on a noisy replay"),
     "families": (families_replay.run, "same-shape families: the 88-PR lane, on vs off"),
+    "recovery": (recovery.run, "restart after a 10-minute outage: missed deliveries recovered"),
 }
 
 

@@ -105,3 +105,26 @@ def test_families_replay_compares_on_and_off(report: dict[str, Any]) -> None:
     assert figures["off"]["escalations"] == figures["arrivals"]  # off: every member escalates
     assert figures["on"]["escalations"] < figures["off"]["escalations"]
     assert figures["on"]["tokens_not_spent"] > 0
+
+
+def test_recovery_after_an_outage_is_measured_on_both_backends(report: dict[str, Any]) -> None:
+    figures = bench(report, "recovery")["figures"]
+    for backend in ("sqlite", "postgresql"):
+        run = figures[backend]
+        if backend == "postgresql" and "skipped" in run:
+            if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+                pytest.fail(run["skipped"])
+            continue
+        assert run["failed_deliveries"] == run["events"] > 0, backend
+        assert run["processed_seconds"] is not None, f"{backend}: not recovered"
+        assert run["stored"] == run["expected_events"], backend
+        assert run["missing_from_inbox"] == 0 and run["asked_more_than_once"] == 0, backend
+        assert run["recovery_pass"] and run["recovery_pass"]["requested"] == run["events"]
+        requests = run["requests_by_endpoint"]
+        assert requests["POST /app/hook/deliveries/{delivery_id}/attempts"] == run["events"]
+        assert requests["GET /app/hook/deliveries"] >= 1
+        second = run["second_pass"]
+        assert second["exit_status"] == 0
+        assert (
+            "POST /app/hook/deliveries/{delivery_id}/attempts" not in second["requests_by_endpoint"]
+        )
