@@ -77,7 +77,7 @@ class Server:
             writers=writers or (1 if single_process else 2),
             on_stored=self.processor.wake,
         )
-        self.processor.yield_to = self.intake.busy
+        self.processor.give_way = self.intake.quiet
         self.background = background or []
         self.stopping = False
         # Extra routes on the same app (the dashboard and /metrics): each is called with the app.

@@ -98,7 +98,10 @@ READ_ONLY = {"ledger_read_only": True}
 
 
 def _sqlite_on_begin(connection: Any) -> None:
-    if connection.get_execution_options().get("ledger_read_only"):
+    options = connection.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":
+        return  # each statement is its own transaction (the webhook intake's inserts)
+    if options.get("ledger_read_only"):
         connection.exec_driver_sql("BEGIN")
         return
     # IMMEDIATE takes the write lock up front: two deferred transactions that both upgrade to

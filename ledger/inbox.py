@@ -7,11 +7,14 @@ then answers 2xx. Workers ``claim_deliveries``, process them, and ``finish_deliv
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ledger._sql import chunks, rowcount, upsert_insert
 from ledger.db import Ledger
@@ -70,32 +73,49 @@ async def store_delivery(db: Ledger, delivery: IncomingDelivery) -> bool:
 
 
 async def store_deliveries(db: Ledger, deliveries: Sequence[IncomingDelivery]) -> list[bool]:
-    """Store many deliveries in one transaction (group commit); one flag per input, in order.
+    """Store many deliveries (group commit); one flag per input, in order. See
+    :func:`store_deliveries_on`, which this runs on a connection of its own."""
+    async with db.engine.connect() as connection:
+        autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return await store_deliveries_on(autocommit, deliveries)
+
+
+@functools.cache
+def _store_statement(backend: str) -> Any:
+    # Built once per dialect: constructing the statement costs more than executing it.
+    table = table_of(WebhookDelivery)
+    return (
+        upsert_insert(backend, table)
+        .on_conflict_do_nothing(index_elements=["delivery_id"])
+        .returning(table.c.delivery_id)
+    )
+
+
+async def store_deliveries_on(
+    connection: AsyncConnection, deliveries: Sequence[IncomingDelivery]
+) -> list[bool]:
+    """Store many deliveries on ``connection``, which must be in AUTOCOMMIT: each chunk of up
+    to ``_INSERT_CHUNK`` rows is ONE ``INSERT ... ON CONFLICT DO NOTHING RETURNING`` statement,
+    atomic and durable by itself, so a batch costs one round trip instead of BEGIN, INSERT and
+    COMMIT (on this kind of machine each round trip that wakes the database costs ~0.25 ms of
+    CPU). When this returns, the rows are committed: only then may the intake acknowledge.
 
     A flag is True when that input was stored now, False when its delivery id was already in
-    the inbox or appeared earlier in the same batch. Uses INSERT ... ON CONFLICT DO NOTHING, so
-    concurrent intakes racing on one delivery id store it exactly once. When this returns, the
-    rows are committed: only then may the intake acknowledge.
+    the inbox or appeared earlier in the same batch. Concurrent intakes racing on one delivery
+    id store it exactly once (the unique index decides).
     """
     if not deliveries:
         return []
-    table = table_of(WebhookDelivery)
+    statement = _store_statement(connection.dialect.name)
+    # One global order: two statements sharing delivery ids cannot then wait on each other's
+    # uncommitted rows in opposite orders (a deadlock on PostgreSQL). Within a batch the ids
+    # (and so the claim order) follow the delivery id, not arrival; received_at keeps the
+    # arrival time.
+    rows = sorted((_row(d) for d in deliveries), key=lambda row: str(row["delivery_id"]))
     inserted: set[str] = set()
-    async with db.transaction() as session:
-        # One global order: two batches sharing delivery ids cannot then wait on each other's
-        # uncommitted rows in opposite orders (a deadlock on PostgreSQL). Within a batch the
-        # ids (and so the claim order) follow the delivery id, not arrival; received_at keeps
-        # the arrival time.
-        rows = sorted((_row(d) for d in deliveries), key=lambda row: str(row["delivery_id"]))
-        for part in chunks(rows, _INSERT_CHUNK):
-            statement = (
-                upsert_insert(db.backend, table)
-                .values(part)
-                .on_conflict_do_nothing(index_elements=["delivery_id"])
-                .returning(table.c.delivery_id)
-            )
-            result = await session.execute(statement)
-            inserted.update(result.scalars().all())
+    for part in chunks(rows, _INSERT_CHUNK):
+        result = await connection.execute(statement, part)
+        inserted.update(result.scalars().all())
     flags = []
     for delivery in deliveries:
         if delivery.delivery_id in inserted:
