@@ -123,34 +123,42 @@ async def record_snapshots(
     changed: list[int] = []
     async with db.transaction() as session:
         repository_id = await ensure_repository(session, db.backend, repository, now)
-        defaults = model_defaults(PullRequest)
-        for part in chunks(numbers, _ROWS_PER_STATEMENT):
-            await session.execute(
-                upsert_insert(db.backend, pr_table)
-                .values(
-                    [
-                        {
-                            **defaults,
-                            "repository_id": repository_id,
-                            "number": number,
-                            "first_seen_at": now,
-                        }
-                        for number in part
-                    ]
-                )
-                .on_conflict_do_nothing(index_elements=["repository_id", "number"])
-            )
-        current: dict[int, tuple[int, str | None]] = {}
-        for part in chunks(numbers, _ROWS_PER_STATEMENT):
-            rows = (
-                await session.execute(
+
+        async def current_rows(wanted: list[int], lock: bool) -> dict[int, tuple[int, str | None]]:
+            found: dict[int, tuple[int, str | None]] = {}
+            for part in chunks(wanted, _ROWS_PER_STATEMENT):
+                statement = (
                     select(columns.id, columns.number, columns.fingerprint)
                     .where(columns.repository_id == repository_id, columns.number.in_(part))
                     .order_by(columns.number)
-                    .with_for_update()
                 )
-            ).all()
-            current.update({int(row.number): (int(row.id), row.fingerprint) for row in rows})
+                rows = await session.execute(statement.with_for_update() if lock else statement)
+                found.update({int(row[1]): (int(row[0]), row[2]) for row in rows})
+            return found
+
+        # Read first, insert only the PRs not known yet (a steady sweep inserts nothing), then
+        # on PostgreSQL read again locking every row in number order (two writers of one PR
+        # serialise their compare-and-set; one ordered lock statement cannot deadlock). SQLite
+        # ignores FOR UPDATE: its transaction holds the write lock from BEGIN IMMEDIATE.
+        current = await current_rows(numbers, lock=False)
+        missing = [number for number in numbers if number not in current]
+        if missing:
+            defaults = model_defaults(PullRequest)
+            new_rows = [
+                {**defaults, "repository_id": repository_id, "number": n, "first_seen_at": now}
+                for n in missing
+            ]
+            # executemany of one cached statement (a multi-row VALUES is compiled every time)
+            await session.execute(
+                upsert_insert(db.backend, pr_table).on_conflict_do_nothing(
+                    index_elements=["repository_id", "number"]
+                ),
+                new_rows,
+            )
+        if db.backend != "sqlite":
+            current = await current_rows(numbers, lock=True)
+        elif missing:
+            current.update(await current_rows(missing, lock=False))
         unchanged_ids: list[int] = []
         updates: list[dict[str, Any]] = []
         observations: list[dict[str, Any]] = []
@@ -220,10 +228,10 @@ async def record_snapshots(
                 await session.execute(
                     delete(link_table).where(link_table.c.pull_request_id.in_(id_part))
                 )
-            for part in chunks(observations, _ROWS_PER_STATEMENT):
-                await session.execute(insert(table_of(Observation)).values(part))
-            for part in chunks(links, _ROWS_PER_STATEMENT):
-                await session.execute(insert(link_table).values(part))
+            # executemany: one cached statement, not a multi-row VALUES compiled every time
+            await session.execute(insert(table_of(Observation)), observations)
+            if links:
+                await session.execute(insert(link_table), links)
         for id_part in chunks(dirty_ids, _ROWS_PER_STATEMENT):
             await session.execute(
                 update(pr_table)
