@@ -22,6 +22,8 @@ conditional request and no GraphQL points.
 from __future__ import annotations
 
 import fnmatch
+import hashlib
+import json
 import logging
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ log = logging.getLogger("prsteward.reconcile")
 BY_NUMBER_CHUNK = 25  # PRs per pull_requests_by_number query
 INCREMENTAL_SLACK = timedelta(minutes=2)  # clock skew between us and GitHub
 OPEN_PAGE_COST = 11  # points per OpenPullRequests page (see bot/queries.py)
+KNOWN_NODES_LIMIT = 200_000  # PRs whose last read node the reconciler remembers (by digest)
 
 
 def utcnow() -> datetime:
@@ -118,6 +121,38 @@ class RepoResult:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """What reconcile needs of one normalised PR node, remembered with the node's digest: the
+    same node (byte for byte, as JSON) normalises to the same snapshot, so a node read again
+    unchanged is neither normalised nor encoded (``from_graphql`` is pure)."""
+
+    digest: bytes | None  # of the node's JSON; None when it has none
+    fingerprint: str
+    updated_at: datetime
+    state: PullRequestState
+    mergeable: Mergeable
+
+
+@dataclass(frozen=True, slots=True)
+class PullRead:
+    """One PR node read: its facts, and the snapshot's JSON (or how to make it, needed only
+    when the ledger's fingerprint differs)."""
+
+    number: int
+    facts: NodeFacts
+    snapshot: dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+def node_digest(node: Mapping[str, Any]) -> bytes | None:
+    """A digest of a GraphQL node as parsed from JSON; None when it is not JSON data."""
+    try:
+        text = json.dumps(node, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+@dataclass(frozen=True, slots=True)
 class RepoTarget:
     full_name: str
     installation_id: int
@@ -139,6 +174,8 @@ class Reconciler:
         self.db = db
         self.repository_allowed = repository_allowed
         self.clock = clock
+        # (repository, number) -> the facts of the PR's last node read (see NodeFacts)
+        self._known_nodes: dict[tuple[str, int], NodeFacts] = {}
 
     # -- discovery
 
@@ -339,14 +376,14 @@ class Reconciler:
             connection = repository.get("pullRequests") or {}
             nodes = [n for n in connection.get("nodes") or [] if isinstance(n, Mapping)]
             oldest: datetime | None = None
-            page: list[PullRequestSnapshot] = []
+            page: list[PullRead] = []
             for node in nodes:
-                snapshot = self._normalise(target.full_name, node, result)
-                if snapshot is None:
+                read = self._read_node(target.full_name, node, result)
+                if read is None:
                     continue
-                seen.add(snapshot.number)
-                oldest = snapshot.updated_at
-                page.append(snapshot)
+                seen.add(read.number)
+                oldest = read.facts.updated_at
+                page.append(read)
             await self._record(target.full_name, page, result)  # one transaction a page
             page_info = connection.get("pageInfo") or {}
             if not page_info.get("hasNextPage"):
@@ -416,19 +453,19 @@ class Reconciler:
             repository = answer.data.get("repository")
             if not isinstance(repository, Mapping):
                 raise GitHubError(f"repository {target.full_name} not visible: {answer.errors}")
-            read: list[PullRequestSnapshot] = []
+            reads: list[PullRead] = []
             for number in chunk:
                 node = repository.get(f"pr{number}")
                 if not isinstance(node, Mapping):
                     continue
-                snapshot = self._normalise(target.full_name, node, result)
-                if snapshot is None:
+                read = self._read_node(target.full_name, node, result)
+                if read is None:
                     continue
                 found.add(number)
-                read.append(snapshot)
-                if snapshot.state.value != "OPEN":
+                reads.append(read)
+                if read.facts.state.value != "OPEN":
                     result.closed.append(number)
-            await self._record(target.full_name, read, result)
+            await self._record(target.full_name, reads, result)
         return found
 
     def _normalise(
@@ -440,26 +477,52 @@ class Reconciler:
             result.errors.append(f"#{node.get('number')}: {error}")
             return None
 
-    async def _record(
-        self, repository: str, snapshots: Sequence[PullRequestSnapshot], result: RepoResult
-    ) -> None:
-        """Record what one GraphQL answer read, in one ledger transaction."""
-        if not snapshots:
-            return
-        result.read += len(snapshots)
-        result.mergeable_unknown.extend(
-            s.number
-            for s in snapshots
-            if s.state is PullRequestState.OPEN and s.mergeable is Mergeable.UNKNOWN
+    def _read_node(
+        self, repository: str, node: Mapping[str, Any], result: RepoResult
+    ) -> PullRead | None:
+        """Normalise one node, unless it is the node last read for that PR: then its facts
+        are known, and the snapshot's JSON is made only if the ledger needs it."""
+        digest = node_digest(node)
+        number = node.get("number")
+        key = (repository, number) if type(number) is int and digest is not None else None
+        if key is not None:
+            known = self._known_nodes.get(key)
+            if known is not None and known.digest == digest:
+                return PullRead(
+                    key[1], known, lambda: snapshot_to_json(from_graphql(repository, node))
+                )
+        snapshot = self._normalise(repository, node, result)
+        if snapshot is None:
+            return None
+        encoded = snapshot_to_json(snapshot)  # once: the fingerprint is derived from it
+        facts = NodeFacts(
+            digest,
+            fingerprint_of_json(encoded),
+            snapshot.updated_at,
+            snapshot.state,
+            snapshot.mergeable,
         )
-        items = []
-        for snapshot in snapshots:
-            encoded = snapshot_to_json(snapshot)  # once: the fingerprint is derived from it
-            items.append(pulls.SnapshotItem(snapshot.number, encoded, fingerprint_of_json(encoded)))
+        if key is not None and snapshot.number == number:
+            if len(self._known_nodes) >= KNOWN_NODES_LIMIT:
+                self._known_nodes.clear()
+            self._known_nodes[key] = facts
+        return PullRead(snapshot.number, facts, encoded)
+
+    async def _record(self, repository: str, reads: Sequence[PullRead], result: RepoResult) -> None:
+        """Record what one GraphQL answer read, in one ledger transaction."""
+        if not reads:
+            return
+        result.read += len(reads)
+        result.mergeable_unknown.extend(
+            r.number
+            for r in reads
+            if r.facts.state is PullRequestState.OPEN and r.facts.mergeable is Mergeable.UNKNOWN
+        )
+        items = [pulls.SnapshotItem(r.number, r.snapshot, r.facts.fingerprint) for r in reads]
         changed = await pulls.record_snapshots(
             self.db, repository, items, ObservationSource.POLL, self.clock()
         )
-        order = {s.number: i for i, s in enumerate(snapshots)}
+        order = {r.number: i for i, r in enumerate(reads)}
         result.changed.extend(sorted(changed, key=lambda n: order.get(n, 0)))
 
     # -- a whole cycle

@@ -7,7 +7,7 @@ keeps the PR dirty for the next cycle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -49,12 +49,19 @@ def _state_of(snapshot: dict[str, Any]) -> PullRequestStateValue:
 
 @dataclass(frozen=True, slots=True)
 class SnapshotItem:
-    """One PR read (the JSON of a ``PullRequestSnapshot`` and its fingerprint)."""
+    """One PR read (the JSON of a ``PullRequestSnapshot`` and its fingerprint).
+
+    ``snapshot`` may instead be a function that gives that JSON: it is called only when
+    ``fingerprint`` differs from the stored one (a reader that already knows the fingerprint
+    need not encode an unchanged PR)."""
 
     number: int
-    snapshot: dict[str, Any]
+    snapshot: dict[str, Any] | Callable[[], dict[str, Any]]
     fingerprint: str
     delivery_id: str | None = None
+
+    def encoded(self) -> dict[str, Any]:
+        return self.snapshot if isinstance(self.snapshot, dict) else self.snapshot()
 
 
 def _linked_issue_numbers(snapshot: dict[str, Any]) -> list[int]:
@@ -167,7 +174,10 @@ async def record_snapshots(
         for number in numbers:
             item = by_number[number]
             pull_id, fingerprint = current[number]
-            snapshot = item.snapshot
+            if fingerprint == item.fingerprint and mark_open_dirty is None:
+                unchanged_ids.append(pull_id)
+                continue
+            snapshot = item.encoded()
             state = _state_of(snapshot)
             if mark_open_dirty is not None and state is PullRequestStateValue.OPEN:
                 dirty_ids.append(pull_id)

@@ -247,3 +247,43 @@ async def test_suspended_installation__not_swept(sim_factory: SimFactory, db: Le
     await reconciler.discover()
     await repositories.upsert_installation(db, 1, "acme", datetime.now(UTC), suspended=True)
     assert await reconciler.run_cycle() == []
+
+
+async def test_a_node_read_again_unchanged__not_normalised_unless_the_ledger_moved(
+    sim_factory: SimFactory, db: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    import bot.reconcile
+    from ledger.models import ObservationSource
+
+    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
+    reconciler = Reconciler(app_for(server), db)
+    await reconciler.discover()
+    await reconciler.run_cycle(only="acme/big")
+    before = await pulls.get_pull(db, "acme/big", 3)
+    assert before is not None and before.snapshot is not None
+
+    normalised: list[int] = []
+    real = bot.reconcile.from_graphql
+
+    def counting(repository: str, node: Any) -> Any:
+        normalised.append(int(node["number"]))
+        return real(repository, node)
+
+    monkeypatch.setattr(bot.reconcile, "from_graphql", counting)
+    again = await reconciler.run_cycle(only="acme/big", full=True)
+    assert again[0].read == 30 and again[0].changed == [] and normalised == []
+
+    # A webhook's partial snapshot changed #3's stored fingerprint: the same node read again
+    # is encoded and recorded as a change, exactly as it was first recorded.
+    partial = {**before.snapshot, "title": "from a webhook", "partial": True}
+    await pulls.record_snapshot(
+        db, "acme/big", 3, partial, "webhook-fp", ObservationSource.WEBHOOK, datetime.now(UTC)
+    )
+    third = await reconciler.run_cycle(only="acme/big", full=True)
+    assert third[0].changed == [3] and normalised == [3]
+    after = await pulls.get_pull(db, "acme/big", 3)
+    assert after is not None
+    assert after.snapshot == before.snapshot and after.fingerprint == before.fingerprint
+    assert len(await pulls.list_observations(db, "acme/big", 3)) == 3
