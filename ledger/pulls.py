@@ -64,6 +64,26 @@ class SnapshotItem:
         return self.snapshot if isinstance(self.snapshot, dict) else self.snapshot()
 
 
+def _current_values(snapshot: dict[str, Any], fingerprint: str, now: datetime) -> dict[str, Any]:
+    """The PR row's columns that follow its snapshot (a changed or new PR)."""
+    state = _state_of(snapshot)
+    author = snapshot.get("author")
+    base_ref = snapshot.get("base_ref")
+    return {
+        "snapshot": snapshot,
+        "fingerprint": fingerprint,
+        "state": state.value,
+        "head_sha": snapshot.get("head_sha"),
+        "base_sha": snapshot.get("base_sha"),
+        "base_ref": base_ref if isinstance(base_ref, str) else None,
+        "node_id": snapshot.get("node_id") or None,
+        "author_login": author.get("login") if isinstance(author, dict) else None,
+        "last_observed_at": now,
+        "last_changed_at": now,
+        "closed_at": None if state is PullRequestStateValue.OPEN else now,
+    }
+
+
 def _linked_issue_numbers(snapshot: dict[str, Any]) -> list[int]:
     numbers = {
         issue.get("number")
@@ -149,23 +169,49 @@ async def record_snapshots(
         # ignores FOR UPDATE: its transaction holds the write lock from BEGIN IMMEDIATE.
         current = await current_rows(numbers, lock=False)
         missing = [number for number in numbers if number not in current]
-        if missing:
+        fresh: set[int] = set()  # rows inserted whole here: new PRs, so changed
+        encoded: dict[int, dict[str, Any]] = {}
+
+        def snapshot_of(number: int) -> dict[str, Any]:
+            found = encoded.get(number)
+            if found is None:
+                found = encoded[number] = by_number[number].encoded()
+            return found
+
+        if missing and db.backend == "sqlite":
+            # The transaction holds SQLite's write lock (BEGIN IMMEDIATE): nobody else can add
+            # these rows meanwhile, so a new PR's row is written once, whole, not inserted bare
+            # and then updated.
             defaults = model_defaults(PullRequest)
-            new_rows = [
-                {**defaults, "repository_id": repository_id, "number": n, "first_seen_at": now}
-                for n in missing
-            ]
+            await session.execute(
+                insert(pr_table),
+                [
+                    {
+                        **defaults,
+                        "repository_id": repository_id,
+                        "number": number,
+                        "first_seen_at": now,
+                        **_current_values(snapshot_of(number), by_number[number].fingerprint, now),
+                    }
+                    for number in missing
+                ],
+            )
+            fresh = set(missing)
+            current.update(await current_rows(missing, lock=False))
+        elif missing:
+            defaults = model_defaults(PullRequest)
             # executemany of one cached statement (a multi-row VALUES is compiled every time)
             await session.execute(
                 upsert_insert(db.backend, pr_table).on_conflict_do_nothing(
                     index_elements=["repository_id", "number"]
                 ),
-                new_rows,
+                [
+                    {**defaults, "repository_id": repository_id, "number": n, "first_seen_at": now}
+                    for n in missing
+                ],
             )
         if db.backend != "sqlite":
             current = await current_rows(numbers, lock=True)
-        elif missing:
-            current.update(await current_rows(missing, lock=False))
         unchanged_ids: list[int] = []
         updates: list[dict[str, Any]] = []
         observations: list[dict[str, Any]] = []
@@ -174,35 +220,19 @@ async def record_snapshots(
         for number in numbers:
             item = by_number[number]
             pull_id, fingerprint = current[number]
-            if fingerprint == item.fingerprint and mark_open_dirty is None:
+            if number not in fresh and fingerprint == item.fingerprint and mark_open_dirty is None:
                 unchanged_ids.append(pull_id)
                 continue
-            snapshot = item.encoded()
+            snapshot = snapshot_of(number)
             state = _state_of(snapshot)
             if mark_open_dirty is not None and state is PullRequestStateValue.OPEN:
                 dirty_ids.append(pull_id)
-            if fingerprint == item.fingerprint:
-                unchanged_ids.append(pull_id)
-                continue
+            if number not in fresh:
+                if fingerprint == item.fingerprint:
+                    unchanged_ids.append(pull_id)
+                    continue
+                updates.append({"_id": pull_id, **_current_values(snapshot, item.fingerprint, now)})
             changed.append(number)
-            author = snapshot.get("author")
-            base_ref = snapshot.get("base_ref")
-            updates.append(
-                {
-                    "_id": pull_id,
-                    "snapshot": snapshot,
-                    "fingerprint": item.fingerprint,
-                    "state": state.value,
-                    "head_sha": snapshot.get("head_sha"),
-                    "base_sha": snapshot.get("base_sha"),
-                    "base_ref": base_ref if isinstance(base_ref, str) else None,
-                    "node_id": snapshot.get("node_id") or None,
-                    "author_login": author.get("login") if isinstance(author, dict) else None,
-                    "last_observed_at": now,
-                    "last_changed_at": now,
-                    "closed_at": None if state is PullRequestStateValue.OPEN else now,
-                }
-            )
             observations.append(
                 {
                     "pull_request_id": pull_id,
@@ -222,6 +252,7 @@ async def record_snapshots(
             await session.execute(
                 update(pr_table).where(columns.id.in_(id_part)).values(last_observed_at=now)
             )
+        link_table = table_of(PullRequestIssue)
         if updates:
             statement = (
                 update(pr_table)
@@ -232,16 +263,16 @@ async def record_snapshots(
                 statement,
                 [{("v_" + k if k != "_id" else k): v for k, v in u.items()} for u in updates],
             )
-            link_table = table_of(PullRequestIssue)
-            changed_ids = [u["_id"] for u in updates]
+            changed_ids = [u["_id"] for u in updates]  # (a fresh row has no links yet)
             for id_part in chunks(changed_ids, _ROWS_PER_STATEMENT):
                 await session.execute(
                     delete(link_table).where(link_table.c.pull_request_id.in_(id_part))
                 )
+        if observations:
             # executemany: one cached statement, not a multi-row VALUES compiled every time
             await session.execute(insert(table_of(Observation)), observations)
-            if links:
-                await session.execute(insert(link_table), links)
+        if links:
+            await session.execute(insert(link_table), links)
         for id_part in chunks(dirty_ids, _ROWS_PER_STATEMENT):
             await session.execute(
                 update(pr_table)
