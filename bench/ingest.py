@@ -37,6 +37,7 @@ EXAMPLES = ROOT / "tests" / "data" / "octokit-webhooks-examples" / "api.github.c
 TARGET_RATE = 1000
 TARGET_P99_MS = 25
 PACED_RATE = 500  # issue 4: ack p99 < 25 ms at 500 deliveries/s
+PACED_CONNECTIONS = 32
 PG_ADMIN = os.environ.get(
     "PRSTEWARD_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -100,6 +101,13 @@ async def load(
     return child.hello
 
 
+async def paced_load(
+    url: str, body: Path, secret: str, seconds: float, workdir: Path
+) -> dict[str, Any]:
+    """About ``PACED_RATE`` deliveries/s spread over ``PACED_CONNECTIONS`` connections."""
+    return await load(url, body, secret, PACED_CONNECTIONS, seconds, workdir, rate=PACED_RATE)
+
+
 async def _pg(statement: str) -> None:
     import asyncpg
 
@@ -123,6 +131,34 @@ async def count_inbox(database_url: str) -> int:
             )
     finally:
         await db.close()
+
+
+async def backlog(database_url: str) -> int:
+    """Stored deliveries not yet processed (pending or being processed)."""
+    from sqlalchemy import text
+
+    from ledger.db import Ledger
+
+    db = Ledger(database_url)
+    try:
+        async with db.transaction() as session:
+            statement = text(
+                "SELECT count(*) FROM webhook_delivery WHERE state IN ('pending', 'processing')"
+            )
+            return int((await session.execute(statement)).scalar_one())
+    finally:
+        await db.close()
+
+
+async def drain(database_url: str, timeout: float = 300.0) -> dict[str, Any]:
+    """After the load: the inbox workers, which give the acknowledgements the CPU first, work
+    off what was stored meanwhile. How big that backlog was and how long it took."""
+    watch = Stopwatch()
+    left = start = await backlog(database_url)
+    while left and watch() < timeout:
+        await asyncio.sleep(0.5)
+        left = await backlog(database_url)
+    return {"backlog": start, "left": left, "seconds": watch()}
 
 
 async def serve_and_load(
@@ -172,12 +208,13 @@ async def serve_and_load(
             figures["stored"] = await count_inbox(database_url) - before
             runs[str(count)] = figures
         if paced:
-            # issue 4: acknowledgement p99 at about 500 deliveries/s (8 paced connections)
+            # issue 4: acknowledgement p99 at about 500 deliveries/s
             before = await count_inbox(database_url)
-            figures = await load(url, body, secret, 8, seconds, workdir, rate=PACED_RATE)
+            figures = await paced_load(url, body, secret, seconds, workdir)
             await asyncio.sleep(0.5)
             figures["stored"] = await count_inbox(database_url) - before
             runs["paced"] = figures
+        runs["drain"] = await drain(database_url)
         runs["server_process"] = child.usage()
     finally:
         await child.stop()
@@ -287,14 +324,26 @@ async def run(workdir: Path, *, small: bool) -> Result:
         paced = runs.get("paced")
         if paced:
             result.row(
-                f"{backend}, paced to ~{PACED_RATE}/s (8 connections): achieved/s / p99 ack",
+                f"{backend}, paced to ~{PACED_RATE}/s ({PACED_CONNECTIONS} connections): "
+                "achieved/s / p99 ack",
                 f"{rounded(paced['rate'], 0)}/s / {rounded(paced['p99_ms'])} ms",
                 target=f"p99 < {TARGET_P99_MS} ms at {PACED_RATE}/s (issue 4)",
                 ok=bool(below(paced["p99_ms"], TARGET_P99_MS))
                 and paced["rate"] >= 0.9 * PACED_RATE,
                 note=f"p50 {rounded(paced['p50_ms'])} ms; {paced['stored']} stored of "
-                f"{paced['ok']} acked; each connection waits {round(1000 * 8 / PACED_RATE)} ms "
-                f"between requests (closed loop, {tool})",
+                f"{paced['ok']} acked; requests sent on a schedule of {PACED_RATE}/s over "
+                f"{PACED_CONNECTIONS} connections, whatever the answers take; {tool}",
+            )
+        drained = runs.get("drain")
+        if drained:
+            rate = drained["backlog"] / drained["seconds"] if drained["seconds"] else None
+            result.row(
+                f"{backend}: deliveries left to process when the load stopped / time to work "
+                "them off",
+                f"{drained['backlog']:,} / {rounded(drained['seconds'])} s",
+                note=f"{rounded(rate, 0)}/s processed; {drained['left']} left after; the inbox "
+                "workers wait for a quiet intake (20 ms with nothing in flight, at most 1 s per "
+                "delivery), so under load acknowledging wins and processing catches up after",
             )
     untyped = result.figures.get("postgresql_untyped", {}).get("8")
     if untyped:

@@ -63,10 +63,16 @@ async def run(
         stop_at = time.perf_counter() + warmup + seconds
         start_measure = time.perf_counter() + warmup
         measured_started = 0.0
+        next_slot = 0.0  # with ``rate``: one schedule shared by all connections (see WRK_SCRIPT)
 
         async def worker() -> None:
-            nonlocal counter, errors, measuring, measured_started
+            nonlocal counter, errors, measuring, measured_started, next_slot
             while True:
+                if rate:
+                    now = time.perf_counter()
+                    slot = max(next_slot, now)
+                    next_slot = slot + 1 / rate
+                    await asyncio.sleep(slot - now)
                 now = time.perf_counter()
                 if now >= stop_at:
                     return
@@ -91,8 +97,6 @@ async def run(
                     statuses[str(status)] += 1
                     if status >= 300:
                         errors += 1
-                if rate:
-                    await asyncio.sleep(connections / rate)
 
         await asyncio.gather(*(worker() for _ in range(connections)))
     elapsed = max(1e-9, time.perf_counter() - (measured_started or start_measure))
@@ -122,9 +126,31 @@ local event = os.getenv("BENCH_EVENT")
 local sig = os.getenv("BENCH_SIGNATURE")
 local prefix = os.getenv("BENCH_PREFIX")
 local id = 0
-local delay_ms = tonumber(os.getenv("BENCH_DELAY_MS") or "0")
-if delay_ms > 0 then
-  function delay() return delay_ms end
+local thread_rate = tonumber(os.getenv("BENCH_THREAD_RATE") or "0")
+if thread_rate > 0 then
+  -- A schedule per thread: request k of this thread goes at start + k / thread_rate, on
+  -- whichever of its connections is free, so the offered rate does not depend on how long the
+  -- answers take (a fixed delay per connection would). When the server falls behind, the
+  -- schedule restarts from now rather than bursting to catch up; the achieved rate says so.
+  local ffi = require("ffi")
+  ffi.cdef[[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clk, bench_timespec *tp);
+  ]]
+  local ts = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, ts)  -- CLOCK_MONOTONIC
+    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
+  end
+  local interval_ms = 1000 / thread_rate
+  local next_slot = nil
+  function delay()
+    local now = now_ms()
+    if next_slot == nil or next_slot < now then next_slot = now end
+    local wait = next_slot - now
+    next_slot = next_slot + interval_ms
+    return wait
+  end
 end
 
 function setup(thread)
@@ -191,8 +217,8 @@ def wrk_run(
     cpus: set[int] | None = None,
     rate: float | None = None,
 ) -> dict[str, Any]:
-    """One wrk run (2 threads); the same JSON shape as the Python generator. ``rate``: pace
-    each connection (a delay between its requests) to offer about ``rate`` requests/s."""
+    """One wrk run (2 threads); the same JSON shape as the Python generator. ``rate``: offer
+    about ``rate`` requests/s on a schedule (see WRK_SCRIPT), whatever the answers take."""
     script = workdir / "webhook.lua"
     script.write_text(WRK_SCRIPT)
     command = [
@@ -216,7 +242,7 @@ def wrk_run(
         "BENCH_EVENT": event,
         "BENCH_SIGNATURE": signature(secret, body_path.read_bytes()),
         "BENCH_PREFIX": uuid.uuid4().hex[:8],
-        "BENCH_DELAY_MS": str(round(1000 * connections / rate)) if rate else "0",
+        "BENCH_THREAD_RATE": str(rate / min(2, connections)) if rate else "0",
         "PATH": "/usr/bin:/bin:/usr/local/bin",
     }
     output = subprocess.run(

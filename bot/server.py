@@ -78,7 +78,9 @@ class Server:
             on_stored=self.processor.wake,
         )
         self.processor.give_way = self.intake.quiet
+        db.defer_checkpoint = self.intake.busy_recently
         self.background = background or []
+        self._background_after_bind = False
         self.stopping = False
         # Extra routes on the same app (the dashboard and /metrics): each is called with the app.
         self.mounts: list[Callable[[web.Application], None]] = []
@@ -102,6 +104,10 @@ class Server:
         self._processor_start = asyncio.create_task(
             self.processor.start(requeue_all=self.single_process)
         )
+        if not self._background_after_bind:
+            await self._start_background()
+
+    async def _start_background(self) -> None:
         for item in self.background:
             await item.start()
 
@@ -146,10 +152,18 @@ class Server:
     @asynccontextmanager
     async def running(self, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
         """Serve on ``host:port`` (0 = any free port); yields the base URL."""
+        # The poller starts only once the port is bound: its first recovery pass asks GitHub to
+        # redeliver what was missed, and those redeliveries must find someone listening.
+        self._background_after_bind = True
         runner = web.AppRunner(self.build_app(), access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, host, port)
-        await site.start()
+        try:
+            await site.start()
+            await self._start_background()
+        except BaseException:
+            await runner.cleanup()
+            raise
         server: Any = site._server
         sockets: Any = server.sockets if server is not None else []
         bound = sockets[0].getsockname()[1] if sockets else port

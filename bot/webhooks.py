@@ -169,6 +169,12 @@ class Intake:
         """Requests are being acknowledged right now (workers give them the CPU first)."""
         return self.in_flight > 0
 
+    def busy_recently(self) -> bool:
+        """A request is in flight, or one ended less than ``quiet_period`` ago."""
+        if self.in_flight:
+            return True
+        return asyncio.get_running_loop().time() - self._last_request_end < self.quiet_period
+
     async def quiet(self, timeout: float) -> None:
         """Return once no request has been in flight for ``quiet_period`` seconds, or after
         ``timeout`` seconds at the latest."""
@@ -227,7 +233,8 @@ class Intake:
                 try:
                     try:
                         connection = connection or await self._connect()
-                        flags = await inbox.store_deliveries_on(connection, deliveries)
+                        async with self.db.write_turn():
+                            flags = await inbox.store_deliveries_on(connection, deliveries)
                     except Exception as error:  # noqa: BLE001 - a dead connection: once more
                         log.warning(
                             "storing %d deliveries failed (%r); retrying on a fresh connection",
@@ -236,7 +243,8 @@ class Intake:
                         )
                         await self._discard(connection)
                         connection = await self._connect()
-                        flags = await inbox.store_deliveries_on(connection, deliveries)
+                        async with self.db.write_turn():
+                            flags = await inbox.store_deliveries_on(connection, deliveries)
                 except Exception as error:  # noqa: BLE001 - answer every waiter, keep writing
                     log.error("storing %d deliveries failed: %r", len(batch), error)
                     await self._discard(connection)

@@ -7,8 +7,12 @@ on the network.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from types import TracebackType
 from typing import Any
 
@@ -24,7 +28,11 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+log = logging.getLogger("prsteward.ledger")
+
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_CHECKPOINT_SECONDS = 1.0
+SQLITE_CHECKPOINT_MAX_DEFER_SECONDS = 30.0
 
 
 # Errors that mean "the ledger database cannot be used" (unreachable, refused, broken file):
@@ -88,6 +96,9 @@ def _sqlite_on_connect(dbapi_connection: DBAPIConnection, _record: ConnectionPoo
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        # No checkpoint inside a commit: Ledger.transaction runs them after its turn (see
+        # Ledger._checkpoint), so no writer, least of all the webhook intake, waits for one.
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     finally:
         cursor.close()
 
@@ -129,12 +140,69 @@ class Ledger:
         self.backend = make_url(self.url).get_backend_name()
         self.engine = make_engine(self.url, **engine_options)
         self.sessions = async_sessionmaker(self.engine, class_=AsyncSession, expire_on_commit=False)
+        self._sqlite_writer = asyncio.Lock() if self.backend == "sqlite" else None
+        database = make_url(self.url).database or ""
+        self._has_wal = self.backend == "sqlite" and database not in ("", ":memory:")
+        self._has_wal = self._has_wal and "mode=memory" not in self.url
+        self._next_checkpoint = 0.0
+        self._last_checkpoint = time.monotonic()
+        # Set by the server: True while webhook acknowledgements are under way. Copying the WAL
+        # back competes with them for the disk and the CPU, so it waits for a lull (at most
+        # SQLITE_CHECKPOINT_MAX_DEFER_SECONDS; the WAL grows meanwhile, by design bounded).
+        self.defer_checkpoint: Callable[[], bool] = lambda: False
+        self._holds_writer: ContextVar[bool] = ContextVar(
+            f"ledger-writer-{id(self)}", default=False
+        )
+
+    @asynccontextmanager
+    async def write_turn(self) -> AsyncIterator[None]:
+        """On SQLite, this process's writers take turns here, in arrival order. SQLite has one
+        writer at a time anyway, and a writer that finds the file locked waits in SQLite's
+        busy handler, which sleeps 1, 2, 5, 10, 15... ms between tries: a webhook
+        acknowledgement queued behind a short transaction would wait tens of milliseconds.
+        Re-entrant within a task; other processes still meet the busy handler. A no-op on
+        PostgreSQL."""
+        if self._sqlite_writer is None or self._holds_writer.get():
+            yield
+            return
+        async with self._sqlite_writer:
+            token = self._holds_writer.set(True)
+            try:
+                yield
+            finally:
+                self._holds_writer.reset(token)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on error."""
-        async with self.sessions() as session, session.begin():
+        async with self.write_turn(), self.sessions() as session, session.begin():
             yield session
+        await self._checkpoint()
+
+    async def _checkpoint(self) -> None:
+        """On SQLite, at most once a second, outside the writers' turn and, unless overdue,
+        not while ``defer_checkpoint()`` says so: copy the WAL back into the database file
+        (PASSIVE: it waits for no reader or writer). A process that only ever stores webhooks
+        leaves this to the inbox workers' transactions; closing the last connection
+        checkpoints too."""
+        if not self._has_wal or self._holds_writer.get():
+            return
+        now = time.monotonic()
+        if now < self._next_checkpoint:
+            return
+        overdue = now - self._last_checkpoint >= SQLITE_CHECKPOINT_MAX_DEFER_SECONDS
+        if self.defer_checkpoint() and not overdue:
+            return
+        self._next_checkpoint = now + SQLITE_CHECKPOINT_SECONDS
+        self._last_checkpoint = now
+        try:
+            async with self.engine.connect() as connection:
+                # Outside any transaction: SQLite refuses to checkpoint inside one.
+                autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+                await autocommit.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except SQLAlchemyError as error:
+            # The transaction is committed either way; the next one tries again.
+            log.debug("SQLite checkpoint skipped: %r", error)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:

@@ -75,7 +75,7 @@ async def store_delivery(db: Ledger, delivery: IncomingDelivery) -> bool:
 async def store_deliveries(db: Ledger, deliveries: Sequence[IncomingDelivery]) -> list[bool]:
     """Store many deliveries (group commit); one flag per input, in order. See
     :func:`store_deliveries_on`, which this runs on a connection of its own."""
-    async with db.engine.connect() as connection:
+    async with db.write_turn(), db.engine.connect() as connection:
         autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
         return await store_deliveries_on(autocommit, deliveries)
 
