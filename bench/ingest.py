@@ -222,12 +222,26 @@ async def serve_and_load(
 
 
 async def minimal(
-    body: Path, connections: list[int], seconds: float, workdir: Path
+    body: Path,
+    connections: list[int],
+    seconds: float,
+    workdir: Path,
+    postgres: str | None = None,
 ) -> dict[str, Any]:
+    """The minimal receiver: ack only, or (``postgres``) storing with group commit first."""
     secret = secrets.token_hex(20)
     port = free_port()
     child = await start_child(
-        ["-m", "bench.minimal_receiver", "--port", str(port), "--secret", secret], timeout=30
+        [
+            "-m",
+            "bench.minimal_receiver",
+            "--port",
+            str(port),
+            "--secret",
+            secret,
+            *(["--postgres", postgres] if postgres else []),
+        ],
+        timeout=30,
     )
     runs: dict[str, Any] = {}
     try:
@@ -274,17 +288,15 @@ async def run(workdir: Path, *, small: bool) -> Result:
             result.figures["postgresql"] = await serve_and_load(
                 "postgresql", f"{base}/{name}", body, connections, seconds, workdir, paced=True
             )
-            # Diagnostic: the same without githubkit's typed parse in the inbox workers, which
-            # share the CPU (and the event loop) with the intake.
-            say("ingest: prsteward serve on PostgreSQL, typed webhook parse off")
-            result.figures["postgresql_untyped"] = await serve_and_load(
-                "postgresql",
-                f"{base}/{name}",
+            # What this machine gives the reference design of github-facts.md: the minimal
+            # receiver storing with PostgreSQL group commit (raw asyncpg), in the same run.
+            say("ingest: minimal receiver with PostgreSQL group commit (reference)")
+            result.figures["postgresql_reference"] = await minimal(
                 body,
-                [8],
+                connections,
                 seconds,
                 workdir,
-                extra_env={"PRSTEWARD_TYPED_WEBHOOK_PARSE": "false"},
+                postgres=PG_ADMIN.rsplit("/", 1)[0] + f"/{name}",
             )
         finally:
             await _pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
@@ -345,12 +357,19 @@ async def run(workdir: Path, *, small: bool) -> Result:
                 "workers wait for a quiet intake (20 ms with nothing in flight, at most 1 s per "
                 "delivery), so under load acknowledging wins and processing catches up after",
             )
-    untyped = result.figures.get("postgresql_untyped", {}).get("8")
-    if untyped:
+    reference = result.figures.get("postgresql_reference", {})
+    for count in connections:
+        figures = reference.get(str(count))
+        ours = result.figures.get("postgresql", {}).get(str(count))
+        if not figures:
+            continue
         result.row(
-            "postgresql, 8 connections, PRSTEWARD_TYPED_WEBHOOK_PARSE=false (diagnostic)",
-            f"{rounded(untyped['rate'], 0)}/s / {rounded(untyped['p99_ms'])} ms",
-            note=f"p50 {rounded(untyped['p50_ms'])} ms; {untyped['stored']} stored of "
-            f"{untyped['ok']} acked; the inbox workers skip githubkit's typed models",
+            f"reference: minimal receiver + PostgreSQL group commit, {count} connections: "
+            "deliveries/s / p99 ack latency",
+            f"{rounded(figures['rate'], 0)}/s / {rounded(figures['p99_ms'])} ms",
+            note=f"p50 {rounded(figures['p50_ms'])} ms; HMAC check, raw asyncpg, 2 writers, "
+            f"nothing else (github-facts.md: {FACTS['postgresql'][count][0]}/s, p99 "
+            f"{FACTS['postgresql'][count][1]} ms); prsteward serve reached "
+            + (f"{rounded(ratio(ours['rate'], figures['rate']))}x its rate" if ours else "—"),
         )
     return result
