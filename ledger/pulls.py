@@ -25,7 +25,7 @@ from ledger.models import (
     Repository,
     table_of,
 )
-from ledger.repositories import ensure_repository
+from ledger.repositories import ensure_repository, sweep_values
 
 # Rows (or ids) per statement: far below SQLite's and asyncpg's bind-parameter limits.
 _ROWS_PER_STATEMENT = 500
@@ -314,10 +314,7 @@ async def mark_dirty(
     return len(wanted)
 
 
-async def list_dirty(
-    db: Ledger, repository: str | None = None, limit: int | None = None
-) -> list[DirtyPull]:
-    """Dirty PRs, longest-waiting first; of one repository when given."""
+def _list_dirty_statement(repository: str | None, limit: int | None) -> Any:
     pulls, repositories = table_of(PullRequest).c, table_of(Repository).c
     statement = (
         select(repositories.full_name, pulls.number, pulls.dirty_reason, pulls.dirty_since)
@@ -329,9 +326,32 @@ async def list_dirty(
         statement = statement.where(repositories.full_name == repository)
     if limit is not None:
         statement = statement.limit(limit)
+    return statement
+
+
+async def list_dirty(
+    db: Ledger, repository: str | None = None, limit: int | None = None
+) -> list[DirtyPull]:
+    """Dirty PRs, longest-waiting first; of one repository when given."""
     async with db.read() as session:
-        rows = (await session.execute(statement)).all()
+        rows = (await session.execute(_list_dirty_statement(repository, limit))).all()
     return [DirtyPull(*row) for row in rows]
+
+
+def _clear_dirty_statement(repository: str, wanted: list[int], read_started_at: datetime) -> Any:
+    table = table_of(PullRequest)
+    repositories = table_of(Repository).c
+    repository_ids = select(repositories.id).where(repositories.full_name == repository)
+    return (
+        update(table)
+        .where(
+            table.c.repository_id.in_(repository_ids.scalar_subquery()),
+            table.c.number.in_(wanted),
+            table.c.dirty.is_(True),
+            table.c.dirty_since <= read_started_at,
+        )
+        .values(dirty=False, dirty_reason=None, dirty_since=None)
+    )
 
 
 async def clear_dirty(
@@ -342,22 +362,35 @@ async def clear_dirty(
     wanted = sorted(set(numbers))
     if not wanted:
         return 0
-    table = table_of(PullRequest)
-    repositories = table_of(Repository).c
-    repository_ids = select(repositories.id).where(repositories.full_name == repository)
-    statement = (
-        update(table)
-        .where(
-            table.c.repository_id.in_(repository_ids.scalar_subquery()),
-            table.c.number.in_(wanted),
-            table.c.dirty.is_(True),
-            table.c.dirty_since <= read_started_at,
-        )
-        .values(dirty=False, dirty_reason=None, dirty_since=None)
-    )
     async with db.transaction() as session:
-        result = await session.execute(statement)
+        result = await session.execute(_clear_dirty_statement(repository, wanted, read_started_at))
     return rowcount(result)
+
+
+async def finish_read(
+    db: Ledger,
+    repository: str,
+    numbers: Iterable[int],
+    read_started_at: datetime,
+    *,
+    sweep_ok_at: datetime | None = None,
+) -> list[DirtyPull]:
+    """After reading the repository's PRs, in ONE transaction: :func:`clear_dirty` of
+    ``numbers``, then (``sweep_ok_at``) what :func:`ledger.repositories.record_sweep` records
+    for a complete full sweep, then :func:`list_dirty` of the repository, which is returned."""
+    wanted = sorted(set(numbers))
+    async with db.transaction() as session:
+        if wanted:
+            await session.execute(_clear_dirty_statement(repository, wanted, read_started_at))
+        if sweep_ok_at is not None:
+            table = table_of(Repository)
+            await session.execute(
+                update(table)
+                .where(table.c.full_name == repository)
+                .values(**sweep_values(sweep_ok_at, ok=True))
+            )
+        rows = (await session.execute(_list_dirty_statement(repository, None))).all()
+    return [DirtyPull(*row) for row in rows]
 
 
 async def get_pull(db: Ledger, repository: str, number: int) -> PullRequest | None:

@@ -200,11 +200,16 @@ async def record_sweep(
     db: Ledger, full_name: str, at: datetime, ok: bool, error: str | None = None
 ) -> bool:
     """Record a full sweep of the repository: when, and whether it completed (``error`` if not)."""
+    return await _update_repository(db, full_name, **sweep_values(at, ok, error))
+
+
+def sweep_values(at: datetime, ok: bool, error: str | None = None) -> dict[str, Any]:
+    """The repository columns :func:`record_sweep` sets."""
     values: dict[str, Any] = {"last_sweep_at": at, "last_sweep_error": error, "updated_at": at}
     if ok:
         values["last_sweep_ok_at"] = at
         values["last_sweep_error"] = None
-    return await _update_repository(db, full_name, **values)
+    return values
 
 
 async def record_config(
