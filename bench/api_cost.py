@@ -230,6 +230,7 @@ async def run(workdir: Path, *, small: bool) -> Result:
                 sim, workdir, "profile", None, worker_cpus, profile=True
             )
         profiled = dict(again.get("profile") or {})
+        result.figures["reconcile_profile_by_phase_seconds"] = again.get("profile_by_phase")
     except Exception as error:  # noqa: BLE001 - a diagnostic: note it and go on
         profiled = {"error": repr(error)}
     result.figures["reconcile_profile_seconds"] = profiled

@@ -57,41 +57,61 @@ def accounting_summary(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# Where the reconciler's CPU goes: cumulative seconds under these functions (cProfile; they
-# overlap where one calls another, and the profiler's own overhead inflates every figure).
+# Where the reconciler's CPU goes: cumulative seconds under these functions, (file suffix,
+# function name) as cProfile names them. They overlap where one calls another (the ledger's
+# statements run under record_snapshots, the JSON decoding under the GitHub requests), and the
+# profiler's own overhead inflates fine-grained Python most.
 PROFILE_PARTS = {
-    "GitHub requests (bot/github.py request, incl. githubkit + httpx)": (
+    "GitHub requests (bot/github.py InstallationClient.request: githubkit + httpx)": (
         "bot/github.py",
         "request",
     ),
     "githubkit making an HTTP client (per request)": ("githubkit/core.py", "_create_async_client"),
-    "ssl.create_default_context": ("ssl.py", "create_default_context"),
+    "decoding GraphQL answers (httpx Response.json)": ("httpx/_models.py", "json"),
+    "reading PR nodes (bot/reconcile.py _read_node: digest, or normalise + encode + fingerprint)": (
+        "bot/reconcile.py",
+        "_read_node",
+    ),
+    "PR node digest (bot/reconcile.py node_digest)": ("bot/reconcile.py", "node_digest"),
     "normalise GraphQL -> snapshot (policies/normalize.py from_graphql)": (
         "policies/normalize.py",
         "from_graphql",
     ),
-    "snapshot_to_json": ("policies/snapshot.py", "snapshot_to_json"),
-    "snapshot fingerprint": ("policies/snapshot.py", "fingerprint"),
-    "ledger write per snapshot (ledger/pulls.py record_snapshot)": (
-        "ledger/pulls.py",
-        "record_snapshot",
+    "snapshot_to_json (policies/snapshot.py)": ("policies/snapshot.py", "snapshot_to_json"),
+    "fingerprint (policies/snapshot.py fingerprint_of_json)": (
+        "policies/snapshot.py",
+        "fingerprint_of_json",
     ),
+    "ledger: a page's snapshots (ledger/pulls.py record_snapshots, one transaction)": (
+        "ledger/pulls.py",
+        "record_snapshots",
+    ),
+    "ledger: every statement (SQLAlchemy AsyncSession.execute)": (
+        "sqlalchemy/ext/asyncio/session.py",
+        "execute",
+    ),
+    "discovery (bot/reconcile.py discover)": ("bot/reconcile.py", "discover"),
 }
+# Waiting for the sim or for SQLite's thread, not CPU (cProfile's default clock is wall time;
+# process CPU time as its clock costs a system call per event and distorts everything).
+IDLE = frozenset({"<method 'poll' of 'select.epoll' objects>"})
 
 
-def profile_summary(path: Path) -> dict[str, float]:
+def profile_summary(paths: list[Path]) -> dict[str, float]:
     import pstats
 
-    stats = pstats.Stats(str(path))
+    stats = pstats.Stats(*(str(path) for path in paths))
     table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
     summary: dict[str, float] = {}
     total = 0.0
     for (filename, _line, function), (_cc, _nc, own, cumulative, _callers) in table.items():
+        if function in IDLE:
+            continue
         total += own
         for label, (suffix, name) in PROFILE_PARTS.items():
             if function == name and filename.endswith(suffix):
                 summary[label] = summary.get(label, 0.0) + cumulative
-    summary["total profiled CPU"] = total
+    summary["total profiled CPU"] = total  # excluding the waits in IDLE
     return summary
 
 
@@ -112,20 +132,26 @@ async def main() -> None:
     reconciler = Reconciler(app, db)
     out: dict[str, Any] = {"phases": {}}
 
-    profiler = cProfile.Profile() if args.profile else None
+    # CPU time, not wall time: waiting for the sim is not the reconciler's cost.
+    phase_profiles: dict[str, cProfile.Profile] = {}
 
     async def phase(name: str, run: Any) -> None:
         await control.reset_accounting()
-        if profiler is not None:
-            profiler.enable()
-        cpu0, wall0 = time.process_time(), time.perf_counter()
+        own = cProfile.Profile() if args.profile is not None else None
+        if own is not None:
+            phase_profiles[name] = own
+            own.enable()
+        cpu0, wall0, main0 = time.process_time(), time.perf_counter(), time.thread_time()
         results = await run()
         cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
-        if profiler is not None:
-            profiler.disable()
+        main_thread = time.thread_time() - main0
+        if own is not None:
+            own.disable()
         accounting = accounting_summary(await control.accounting())
         out["phases"][name] = {
             "cpu_seconds": cpu,
+            # the event loop's thread alone (the rest: aiosqlite's thread running SQLite)
+            "main_thread_cpu_seconds": main_thread,
             "wall_seconds": wall,
             "sim": accounting,
             "reconciler": summarise(results),
@@ -152,9 +178,19 @@ async def main() -> None:
                             handle.write(json.dumps(row.snapshot, separators=(",", ":")) + "\n")
                             count += 1
             out["snapshots_dumped"] = count
-        if profiler is not None:
-            profiler.dump_stats(str(args.profile))
-            out["profile"] = profile_summary(args.profile)
+        if args.profile is not None and phase_profiles:
+            by_phase: dict[str, dict[str, float]] = {}
+            for name, own in phase_profiles.items():
+                path = args.profile.with_name(f"{args.profile.stem}-{name}{args.profile.suffix}")
+                own.dump_stats(str(path))
+                by_phase[name] = profile_summary([path])
+            out["profile_by_phase"] = by_phase
+            out["profile"] = profile_summary(
+                [
+                    args.profile.with_name(f"{args.profile.stem}-{n}{args.profile.suffix}")
+                    for n in phase_profiles
+                ]
+            )
     finally:
         await control.aclose()
         await db.close()
