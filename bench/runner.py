@@ -25,6 +25,7 @@ from bench import (
     policies_cpu,
     recovery,
     sim_perf,
+    webhook_latency,
 )
 from bench.common import ROOT, Result, Stopwatch, machine, say
 
@@ -38,6 +39,7 @@ BENCHMARKS: dict[str, tuple[Bench, str]] = {
     "escalation": (escalation_replay.run, "escalation economy on a noisy replay"),
     "families": (families_replay.run, "same-shape families: the 88-PR lane, on vs off"),
     "recovery": (recovery.run, "restart after a 10-minute outage: missed deliveries recovered"),
+    "webhook_latency": (webhook_latency.run, "webhook latency: sim emits -> ledger holds it"),
 }
 
 

@@ -128,3 +128,25 @@ def test_recovery_after_an_outage_is_measured_on_both_backends(report: dict[str,
         assert (
             "POST /app/hook/deliveries/{delivery_id}/attempts" not in second["requests_by_endpoint"]
         )
+
+
+def test_webhook_latency_is_measured_on_both_backends(report: dict[str, Any]) -> None:
+    result = bench(report, "webhook_latency")
+    figures = result["figures"]
+    for backend in ("sqlite", "postgresql"):
+        run = figures[backend]
+        if backend == "postgresql" and "skipped" in run:
+            if os.environ.get("CI", "").lower() in {"1", "true", "yes"}:
+                pytest.fail(run["skipped"])
+            continue
+        assert run["events"] > 0 and run["never_arrived"] == 0, backend
+        assert run["all"]["count"] == run["events"], backend
+        for key in ("p50_ms", "p99_ms", "max_ms"):
+            assert isinstance(run["all"][key], float), (backend, key)
+        for kind, spread in run["by_kind"].items():
+            assert spread["count"] == run["events"] // 4, (backend, kind)
+        assert run["seen_as"]["webhook"] > 0, backend
+        inside = run["inside_serve"]
+        assert inside["by_state"].get("processed") == inside["deliveries"] >= run["events"]
+        assert run["sim_deliveries_not_ok"] == 0, backend
+    assert any(row["metric"].startswith("sqlite, ") for row in result["rows"])
