@@ -184,7 +184,13 @@ async def run(workdir: Path, *, small: bool) -> Result:
                 f"{quiet['charged']} charged",
             )
         if (prs, repos) == sizes[-1]:
-            for name, what in (("full", "steady full sweep"), ("first", "first sweep (all new)")):
+            for name, what in (
+                ("full", "steady full sweep"),
+                ("full_after_restart", "full sweep after a restart (nothing remembered)"),
+                ("first", "first sweep (all new)"),
+            ):
+                if name not in phases:
+                    continue
                 cpu = phases[name]["cpu_seconds"] * per_1000
                 result.row(
                     f"reconcile CPU per 1,000 PRs, {what}, {label}",

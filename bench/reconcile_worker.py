@@ -7,7 +7,9 @@ phase between a reset and a read of the sim's request accounting:
    full sweep: every snapshot is new);
 2. ``quiet``: an ordinary cycle with nothing changed (one conditional request per repository);
 3. ``full``: a steady-state full sweep (ledger warm, nothing changed);
-4. ``after_full`` and ``quiet_again``: the ordinary cycles after that full sweep.
+4. ``after_full`` and ``quiet_again``: the ordinary cycles after that full sweep;
+5. ``full_after_restart``: a full sweep by a new Reconciler on the same ledger, as after a
+   restart (nothing remembered in memory, nothing changed).
 
 CPU seconds (all threads of this process) and wall time are measured around each phase only;
 the peak RSS is this process's high-water mark. Prints one JSON line.
@@ -167,6 +169,9 @@ async def main() -> None:
         await phase("full", lambda: reconciler.run_cycle(full=True))
         await phase("after_full", lambda: reconciler.run_cycle())
         await phase("quiet_again", lambda: reconciler.run_cycle())
+        # A restarted process: a new Reconciler (no remembered node digests) on the same ledger.
+        restarted = Reconciler(app, db)
+        await phase("full_after_restart", lambda: restarted.run_cycle(full=True))
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         out["repositories_in_ledger"] = len(await repositories.list_repositories(db))
         if args.dump_snapshots is not None:
