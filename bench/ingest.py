@@ -119,35 +119,22 @@ async def _pg(statement: str) -> None:
 
 
 async def count_inbox(database_url: str) -> int:
-    from sqlalchemy import text
-
+    from ledger import inbox
     from ledger.db import Ledger
 
-    db = Ledger(database_url)
-    try:
-        async with db.transaction() as session:
-            return int(
-                (await session.execute(text("SELECT count(*) FROM webhook_delivery"))).scalar_one()
-            )
-    finally:
-        await db.close()
+    async with Ledger(database_url) as db:
+        return await inbox.count_deliveries(db)
 
 
 async def backlog(database_url: str) -> int:
     """Stored deliveries not yet processed (pending or being processed)."""
-    from sqlalchemy import text
-
+    from ledger import inbox
     from ledger.db import Ledger
+    from ledger.models import DeliveryState
 
-    db = Ledger(database_url)
-    try:
-        async with db.transaction() as session:
-            statement = text(
-                "SELECT count(*) FROM webhook_delivery WHERE state IN ('pending', 'processing')"
-            )
-            return int((await session.execute(statement)).scalar_one())
-    finally:
-        await db.close()
+    async with Ledger(database_url) as db:
+        counts = await inbox.count_by_state(db)
+    return counts[DeliveryState.PENDING] + counts[DeliveryState.PROCESSING]
 
 
 async def drain(database_url: str, timeout: float = 300.0) -> dict[str, Any]:

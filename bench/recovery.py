@@ -82,6 +82,22 @@ async def _pg(statement: str) -> None:
         await connection.close()
 
 
+def serve_env(sim: Any, database_url: str, port: int) -> dict[str, str]:
+    """The environment of a `prsteward serve` run as the App of the sim process ``sim``."""
+    env = python_env(
+        PRSTEWARD_DATABASE_URL=database_url,
+        PRSTEWARD_APP_ID=str(sim.app_id),
+        PRSTEWARD_PRIVATE_KEY_PATH=str(sim.private_key_path),
+        PRSTEWARD_WEBHOOK_SECRET=sim.webhook_secret,
+        PRSTEWARD_GITHUB_API_URL=sim.url,
+        PRSTEWARD_HOST="127.0.0.1",
+        PRSTEWARD_PORT=str(port),
+        PRSTEWARD_LOG_LEVEL="INFO",
+    )
+    env.pop("PRSTEWARD_PRIVATE_KEY", None)
+    return env
+
+
 async def _start_serve(env: dict[str, str], rundir: Path, log: Path) -> Child:
     return await start_child(
         [sys.executable, "-c", "from bot.cli import main; main()", "serve"],
@@ -156,17 +172,7 @@ async def outage(
     figures: dict[str, Any] = {"backend": backend, "events": events}
     async with sim_process(rundir, "repos=1,prs=2,seed=1", webhook_url=hook_url) as sim:
         control = SimControl(sim.url)
-        env = python_env(
-            PRSTEWARD_DATABASE_URL=database_url,
-            PRSTEWARD_APP_ID=str(sim.app_id),
-            PRSTEWARD_PRIVATE_KEY_PATH=str(sim.private_key_path),
-            PRSTEWARD_WEBHOOK_SECRET=sim.webhook_secret,
-            PRSTEWARD_GITHUB_API_URL=sim.url,
-            PRSTEWARD_HOST="127.0.0.1",
-            PRSTEWARD_PORT=str(port),
-            PRSTEWARD_LOG_LEVEL="INFO",
-        )
-        env.pop("PRSTEWARD_PRIVATE_KEY", None)
+        env = serve_env(sim, database_url, port)
         env.pop("PRSTEWARD_RECOVERY_INTERVAL_SECONDS", None)
         env.pop("PRSTEWARD_RECOVERY_PACE_SECONDS", None)
         if pace is not None:

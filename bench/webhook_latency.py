@@ -36,13 +36,12 @@ from bench.common import (
     Result,
     free_port,
     percentile,
-    python_env,
     rounded,
     say,
     sim_process,
     wait_http,
 )
-from bench.recovery import PG_ADMIN, REPO, _pg, _start_serve
+from bench.recovery import PG_ADMIN, REPO, _pg, _start_serve, serve_env
 
 KINDS = ("open_pull", "label", "push", "comment")
 TARGET_SECONDS = 1.0
@@ -138,17 +137,7 @@ async def measure(
         rundir, "repos=1,prs=2,seed=1", webhook_url=f"http://127.0.0.1:{port}/webhooks"
     ) as sim:
         control = SimControl(sim.url)
-        env = python_env(
-            PRSTEWARD_DATABASE_URL=database_url,
-            PRSTEWARD_APP_ID=str(sim.app_id),
-            PRSTEWARD_PRIVATE_KEY_PATH=str(sim.private_key_path),
-            PRSTEWARD_WEBHOOK_SECRET=sim.webhook_secret,
-            PRSTEWARD_GITHUB_API_URL=sim.url,
-            PRSTEWARD_HOST="127.0.0.1",
-            PRSTEWARD_PORT=str(port),
-            PRSTEWARD_LOG_LEVEL="INFO",
-        )
-        env.pop("PRSTEWARD_PRIVATE_KEY", None)
+        env = serve_env(sim, database_url, port)
         db: Ledger | None = None
         serve: Child | None = None
         try:

@@ -31,7 +31,6 @@ from typing import Any
 import pydantic_core
 from aiohttp import web
 from githubkit import webhooks as gk_webhooks
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from bot.apply import Applier
 from bot.handlers import Event, Router
@@ -165,10 +164,6 @@ class Intake:
         # a burst, answers follow one another closer than this, so processing waits it out.
         self.quiet_period = 0.02
 
-    def busy(self) -> bool:
-        """Requests are being acknowledged right now (workers give them the CPU first)."""
-        return self.in_flight > 0
-
     def busy_recently(self) -> bool:
         """A request is in flight, or one ended less than ``quiet_period`` ago."""
         if self.in_flight:
@@ -220,35 +215,17 @@ class Intake:
                 pending.done.set_exception(RuntimeError("stopping: not stored"))
 
     async def _writer(self) -> None:
-        # Each writer holds one AUTOCOMMIT connection: a batch is then a single INSERT
-        # statement (one round trip), with no pool checkout, ping, BEGIN or COMMIT around it.
-        connection: AsyncConnection | None = None
+        writer = inbox.InboxWriter(self.db)
         try:
             while True:
                 first = await self._queue.get()
                 batch = [first]
                 while len(batch) < self.batch_max and not self._queue.empty():
                     batch.append(self._queue.get_nowait())
-                deliveries = [p.delivery for p in batch]
                 try:
-                    try:
-                        connection = connection or await self._connect()
-                        async with self.db.write_turn():
-                            flags = await inbox.store_deliveries_on(connection, deliveries)
-                    except Exception as error:  # noqa: BLE001 - a dead connection: once more
-                        log.warning(
-                            "storing %d deliveries failed (%r); retrying on a fresh connection",
-                            len(batch),
-                            error,
-                        )
-                        await self._discard(connection)
-                        connection = await self._connect()
-                        async with self.db.write_turn():
-                            flags = await inbox.store_deliveries_on(connection, deliveries)
+                    flags = await writer.store([p.delivery for p in batch])
                 except Exception as error:  # noqa: BLE001 - answer every waiter, keep writing
                     log.error("storing %d deliveries failed: %r", len(batch), error)
-                    await self._discard(connection)
-                    connection = None
                     for pending in batch:
                         if not pending.done.done():
                             pending.done.set_exception(error)
@@ -259,17 +236,7 @@ class Intake:
                 if self.on_stored is not None and any(flags):
                     self.on_stored()
         finally:
-            await self._discard(connection)
-
-    async def _connect(self) -> AsyncConnection:
-        connection = await self.db.engine.connect()
-        return await connection.execution_options(isolation_level="AUTOCOMMIT")
-
-    @staticmethod
-    async def _discard(connection: AsyncConnection | None) -> None:
-        if connection is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(connection.close())
+            await writer.close()
 
     def _reject(self, request: web.Request, status: int, reason: str) -> web.Response:
         self.rejected += 1

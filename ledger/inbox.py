@@ -7,7 +7,10 @@ then answers 2xx. Workers ``claim_deliveries``, process them, and ``finish_deliv
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,6 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ledger._sql import chunks, rowcount, upsert_insert
 from ledger.db import Ledger
 from ledger.models import DeliveryState, WebhookDelivery, table_of
+
+log = logging.getLogger("prsteward.inbox")
 
 # Rows per INSERT: 10 columns each stays far below SQLite's and asyncpg's parameter limits.
 _INSERT_CHUNK = 1000
@@ -124,6 +129,50 @@ async def store_deliveries_on(
         else:
             flags.append(False)
     return flags
+
+
+class InboxWriter:
+    """One connection held for storing batches (the webhook intake's writer task owns one).
+
+    The connection is in AUTOCOMMIT, so a batch is a single statement: one round trip, with no
+    pool checkout, connection ping, BEGIN or COMMIT around it. A batch that fails is tried once
+    more on a fresh connection (a restarted database leaves the held one dead); if that fails
+    too the error is raised and the next batch starts on a fresh connection again.
+    """
+
+    def __init__(self, db: Ledger) -> None:
+        self.db = db
+        self._connection: AsyncConnection | None = None
+
+    async def store(self, deliveries: Sequence[IncomingDelivery]) -> list[bool]:
+        """:func:`store_deliveries_on` the held connection; flags as it gives them."""
+        try:
+            return await self._store(deliveries)
+        except Exception as error:  # noqa: BLE001 - a dead connection: once more, fresh
+            log.warning(
+                "storing %d deliveries failed (%r); retrying on a fresh connection",
+                len(deliveries),
+                error,
+            )
+            await self.close()
+            try:
+                return await self._store(deliveries)
+            except BaseException:
+                await self.close()
+                raise
+
+    async def _store(self, deliveries: Sequence[IncomingDelivery]) -> list[bool]:
+        if self._connection is None:
+            connection = await self.db.engine.connect()
+            self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with self.db.write_turn():
+            return await store_deliveries_on(self._connection, deliveries)
+
+    async def close(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(connection.close())
 
 
 async def claim_deliveries(
