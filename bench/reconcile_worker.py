@@ -9,7 +9,8 @@ phase between a reset and a read of the sim's request accounting:
 3. ``full``: a steady-state full sweep (ledger warm, nothing changed);
 4. ``after_full`` and ``quiet_again``: the ordinary cycles after that full sweep;
 5. ``full_after_restart``: a full sweep by a new Reconciler on the same ledger, as after a
-   restart (nothing remembered in memory, nothing changed).
+   restart (nothing in memory, nothing changed: the ledger remembers each PR's node digest,
+   which the new Reconciler loads once per repository).
 
 CPU seconds (all threads of this process) and wall time are measured around each phase only;
 the peak RSS is this process's high-water mark. Prints one JSON line.
@@ -169,7 +170,7 @@ async def main() -> None:
         await phase("full", lambda: reconciler.run_cycle(full=True))
         await phase("after_full", lambda: reconciler.run_cycle())
         await phase("quiet_again", lambda: reconciler.run_cycle())
-        # A restarted process: a new Reconciler (no remembered node digests) on the same ledger.
+        # A restarted process: a new Reconciler (node digests only in the ledger), same ledger.
         restarted = Reconciler(app, db)
         await phase("full_after_restart", lambda: restarted.run_cycle(full=True))
         out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

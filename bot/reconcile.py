@@ -17,6 +17,10 @@ Per repository and cycle:
 Every read is normalised (``policies.normalize``) and recorded; the ledger appends an
 observation only when the fingerprint changed. A quiet repository with nothing dirty costs one
 conditional request and no GraphQL points.
+
+A node read again unchanged is not normalised again: its digest is remembered, in memory and in
+the ledger next to the snapshot (``pull_request.node_digest``), so a restarted reconciler on a
+warm ledger is as cheap as a steady one (see ``NodeFacts``).
 """
 
 from __future__ import annotations
@@ -24,12 +28,16 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import logging
-import pickle
+import os
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import orjson
+
+import policies
 from bot.github import GitHubApp, GitHubError, InstallationClient, RateLimited
 from bot.queries import OPEN_PULL_REQUESTS, pull_requests_by_number
 from ledger import pulls, repositories
@@ -124,9 +132,14 @@ class RepoResult:
 class NodeFacts:
     """What reconcile needs of one normalised PR node, remembered with the node's digest: the
     same node (byte for byte, as JSON) normalises to the same snapshot, so a node read again
-    unchanged is neither normalised nor encoded (``from_graphql`` is pure)."""
+    unchanged is neither normalised nor encoded (``from_graphql`` is pure).
 
-    digest: bytes | None  # of the node's JSON; None when it has none
+    Remembered in memory and in the ledger (``pulls.known_nodes``: a restarted reconciler loads
+    them). ``digest`` is :func:`bound_node_digest`, which also covers the fingerprint and this
+    code's normaliser: facts the ledger holds are trusted only for the snapshot they were
+    stored with, and only by code that normalises the way the code that stored them did."""
+
+    digest: str | None  # bound_node_digest of the node; None when it has none
     fingerprint: str
     updated_at: datetime
     state: PullRequestState
@@ -144,16 +157,52 @@ class PullRead:
 
 
 def node_digest(node: Mapping[str, Any]) -> bytes | None:
-    """A digest of a GraphQL node as parsed from JSON (None when it cannot be serialised).
+    """A digest of a GraphQL node as parsed from JSON (None when it cannot be serialised, e.g.
+    a Mapping that is not a dict, or an integer beyond 64 bits).
 
-    Pickle is only the fastest faithful serialisation here (twice json.dumps' speed); nothing is
-    ever unpickled. Equal digests mean equal nodes; equal nodes that were built differently may
+    orjson's bytes depend only on the node's content and key order (as GitHub sent it), never
+    on how the objects were built, so the digest is the same in every process and can be kept
+    in the ledger. Equal digests mean equal nodes; equal nodes whose keys came in another order
     digest differently, which costs one normalisation, never a wrong answer."""
     try:
-        data = pickle.dumps(node, protocol=5)
-    except (TypeError, ValueError, AttributeError, pickle.PicklingError):
+        data = orjson.dumps(node)
+    except (orjson.JSONEncodeError, TypeError):
         return None
     return hashlib.blake2b(data, digest_size=16).digest()
+
+
+def _normaliser_key() -> bytes:
+    """The key of :func:`bound_node_digest`: a hash of the ``policies`` package's source, where
+    normalisation, snapshot encoding and fingerprints live. A release that changes any of it
+    (the whole package, so nothing it imports is missed) does not trust the digests an earlier
+    one stored: its first sweep normalises every node again. Sources that cannot be read give
+    a random key: nothing stored by another process is trusted (only what this one stored)."""
+    package = Path(policies.__file__).parent
+    try:
+        sources = sorted(package.rglob("*.py"))
+        if not sources:
+            return os.urandom(32)
+        hashed = hashlib.blake2b(digest_size=32)
+        for source in sources:
+            hashed.update(source.relative_to(package).as_posix().encode() + b"\0")
+            hashed.update(source.read_bytes() + b"\0")
+        return hashed.digest()
+    except OSError:
+        return os.urandom(32)
+
+
+_NORMALISER_KEY = _normaliser_key()
+
+
+def bound_node_digest(digest: bytes, fingerprint: str) -> str:
+    """The node digest as remembered (``NodeFacts.digest``, ``pull_request.node_digest``):
+    bound to the fingerprint the node normalised to and keyed by this code's normaliser, as 32
+    hex characters. A stored snapshot rewritten by anything that does not know the column (an
+    older replica during a rolling deploy) has another fingerprint, so its stale digest no
+    longer matches any node: that PR is normalised again, never trusted wrongly."""
+    return hashlib.blake2b(
+        digest + fingerprint.encode(), digest_size=16, key=_NORMALISER_KEY
+    ).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,6 +229,8 @@ class Reconciler:
         self.clock = clock
         # (repository, number) -> the facts of the PR's last node read (see NodeFacts)
         self._known_nodes: dict[tuple[str, int], NodeFacts] = {}
+        # Repositories whose facts the ledger remembers are in _known_nodes (loaded once).
+        self._loaded_repositories: set[str] = set()
 
     # -- discovery
 
@@ -371,6 +422,7 @@ class Reconciler:
         seen: set[int] = set()
         cursor: str | None = None
         complete = False
+        await self._load_known_nodes(target.full_name)
         while True:
             answer = await client.graphql(
                 OPEN_PULL_REQUESTS, {"owner": owner, "name": name, "cursor": cursor}
@@ -456,6 +508,8 @@ class Reconciler:
         """Read these PRs by number (any state); returns the numbers GitHub knew."""
         owner, name = target.full_name.split("/", 1)
         found: set[int] = set()
+        if numbers:
+            await self._load_known_nodes(target.full_name)
         for start in range(0, len(numbers), BY_NUMBER_CHUNK):
             chunk = list(numbers[start : start + BY_NUMBER_CHUNK])
             answer = await client.graphql(
@@ -480,6 +534,32 @@ class Reconciler:
             await self._record(target.full_name, reads, result)
         return found
 
+    def _forget_known_nodes(self) -> None:
+        self._known_nodes.clear()
+        self._loaded_repositories.clear()
+
+    async def _load_known_nodes(self, repository: str) -> None:
+        """Once per repository (again after the memory was full and forgotten): the facts the
+        ledger remembers of its PRs' last nodes, so a restarted reconciler does not normalise
+        nodes that did not change. One query; what this process remembers is replaced by the
+        ledger's, which the same digests make equivalent."""
+        if repository in self._loaded_repositories:
+            return
+        stored = await pulls.known_nodes(self.db, repository)
+        if len(self._known_nodes) + len(stored) > KNOWN_NODES_LIMIT:
+            self._forget_known_nodes()
+        for number, known in stored.items():
+            if len(self._known_nodes) >= KNOWN_NODES_LIMIT:
+                break
+            try:
+                state, mergeable = PullRequestState(known.state), Mergeable(known.mergeable)
+            except ValueError:
+                continue  # a snapshot this code does not read: normalise that node again
+            self._known_nodes[(repository, number)] = NodeFacts(
+                known.digest, known.fingerprint, known.updated_at, state, mergeable
+            )
+        self._loaded_repositories.add(repository)
+
     def _normalise(
         self, repository: str, node: Mapping[str, Any], result: RepoResult
     ) -> PullRequestSnapshot | None:
@@ -496,10 +576,10 @@ class Reconciler:
         are known, and the snapshot's JSON is made only if the ledger needs it."""
         digest = node_digest(node)
         number = node.get("number")
-        key = (repository, number) if type(number) is int and digest is not None else None
-        if key is not None:
+        key = (repository, number) if type(number) is int else None
+        if key is not None and digest is not None:
             known = self._known_nodes.get(key)
-            if known is not None and known.digest == digest:
+            if known is not None and known.digest == bound_node_digest(digest, known.fingerprint):
                 return PullRead(
                     key[1], known, lambda: snapshot_to_json(from_graphql(repository, node))
                 )
@@ -507,16 +587,18 @@ class Reconciler:
         if snapshot is None:
             return None
         encoded = snapshot_to_json(snapshot)  # once: the fingerprint is derived from it
-        facts = NodeFacts(
-            digest,
-            fingerprint_of_json(encoded),
-            snapshot.updated_at,
-            snapshot.state,
-            snapshot.mergeable,
+        fingerprint = fingerprint_of_json(encoded)
+        bound = (
+            bound_node_digest(digest, fingerprint)
+            if digest is not None and snapshot.number == number
+            else None
         )
-        if key is not None and snapshot.number == number:
+        facts = NodeFacts(
+            bound, fingerprint, snapshot.updated_at, snapshot.state, snapshot.mergeable
+        )
+        if key is not None and bound is not None:
             if len(self._known_nodes) >= KNOWN_NODES_LIMIT:
-                self._known_nodes.clear()
+                self._forget_known_nodes()
             self._known_nodes[key] = facts
         return PullRead(snapshot.number, facts, encoded)
 
@@ -530,7 +612,12 @@ class Reconciler:
             for r in reads
             if r.facts.state is PullRequestState.OPEN and r.facts.mergeable is Mergeable.UNKNOWN
         )
-        items = [pulls.SnapshotItem(r.number, r.snapshot, r.facts.fingerprint) for r in reads]
+        items = [
+            pulls.SnapshotItem(
+                r.number, r.snapshot, r.facts.fingerprint, node_digest=r.facts.digest
+            )
+            for r in reads
+        ]
         changed = await pulls.record_snapshots(
             self.db, repository, items, ObservationSource.POLL, self.clock()
         )

@@ -189,6 +189,11 @@ class PullRequest(LedgerTable, table=True):
     author_login: str | None = None
     snapshot: dict[str, Any] | None = Field(default=None, sa_type=JSONValue)
     fingerprint: str | None = None
+    # Hex digest of the GraphQL node ``snapshot`` was normalised from, bound to ``fingerprint``
+    # (bot/reconcile.py bound_node_digest), so a restarted reconciler need not normalise an
+    # unchanged node again. Written with snapshot and fingerprint; None when they came from
+    # anything else (a webhook).
+    node_digest: str | None = None
     tier: str | None = None
     tier_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     whose_turn: str | None = None

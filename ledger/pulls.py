@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
@@ -47,31 +47,56 @@ def _state_of(snapshot: dict[str, Any]) -> PullRequestStateValue:
         return PullRequestStateValue.OPEN
 
 
+# A PR row as record_snapshots compares it: (id, fingerprint, node digest).
+_CurrentRow = tuple[int, str | None, str | None]
+
+
+@dataclass(frozen=True, slots=True)
+class KnownNode:
+    """What the ledger remembers of the GraphQL node a PR's snapshot was normalised from (see
+    :func:`known_nodes`): the node's digest and what the reconciler derives from the node."""
+
+    digest: str
+    fingerprint: str
+    updated_at: datetime
+    state: str  # the snapshot's: OPEN | CLOSED | MERGED
+    mergeable: str  # MERGEABLE | CONFLICTING | UNKNOWN
+
+
 @dataclass(frozen=True, slots=True)
 class SnapshotItem:
     """One PR read (the JSON of a ``PullRequestSnapshot`` and its fingerprint).
 
     ``snapshot`` may instead be a function that gives that JSON: it is called only when
     ``fingerprint`` differs from the stored one (a reader that already knows the fingerprint
-    need not encode an unchanged PR)."""
+    need not encode an unchanged PR), or when ``node_digest`` differs from the stored one.
+
+    ``node_digest``: the reconciler's digest of the GraphQL node the snapshot was normalised
+    from (hex, see bot/reconcile.py), stored with the snapshot; None for any other snapshot
+    (a webhook's), which then clears the stored one whenever it replaces the snapshot."""
 
     number: int
     snapshot: dict[str, Any] | Callable[[], dict[str, Any]]
     fingerprint: str
     delivery_id: str | None = None
+    node_digest: str | None = None
 
     def encoded(self) -> dict[str, Any]:
         return self.snapshot if isinstance(self.snapshot, dict) else self.snapshot()
 
 
-def _current_values(snapshot: dict[str, Any], fingerprint: str, now: datetime) -> dict[str, Any]:
-    """The PR row's columns that follow its snapshot (a changed or new PR)."""
+def _current_values(
+    snapshot: dict[str, Any], fingerprint: str, node_digest: str | None, now: datetime
+) -> dict[str, Any]:
+    """The PR row's columns that follow its snapshot (a changed or new PR). ``node_digest`` is
+    written even when None: a digest belongs to the snapshot it is stored with."""
     state = _state_of(snapshot)
     author = snapshot.get("author")
     base_ref = snapshot.get("base_ref")
     return {
         "snapshot": snapshot,
         "fingerprint": fingerprint,
+        "node_digest": node_digest,
         "state": state.value,
         "head_sha": snapshot.get("head_sha"),
         "base_sha": snapshot.get("base_sha"),
@@ -138,6 +163,12 @@ async def record_snapshots(
     ``mark_open_dirty`` (a reason): open PRs among ``items`` are also marked dirty, in the same
     transaction (a webhook's partial snapshot: the poller still reads the whole PR).
     A later item for the same number wins.
+
+    Node digests (``SnapshotItem.node_digest``) are written with new and changed snapshots (an
+    item without one clears the stored one). An item whose fingerprint is unchanged but whose
+    digest differs from the stored one (a node read for the first time since the upgrade, or
+    whose ``updated_at`` alone moved) rewrites the snapshot with its digest, so the stored
+    digest, fingerprint and snapshot always come from one node (see :func:`known_nodes`).
     """
     by_number: dict[int, SnapshotItem] = {}
     for item in items:
@@ -151,16 +182,16 @@ async def record_snapshots(
     async with db.transaction() as session:
         repository_id = await ensure_repository(session, db.backend, repository, now)
 
-        async def current_rows(wanted: list[int], lock: bool) -> dict[int, tuple[int, str | None]]:
-            found: dict[int, tuple[int, str | None]] = {}
+        async def current_rows(wanted: list[int], lock: bool) -> dict[int, _CurrentRow]:
+            found: dict[int, _CurrentRow] = {}
             for part in chunks(wanted, _ROWS_PER_STATEMENT):
                 statement = (
-                    select(columns.id, columns.number, columns.fingerprint)
+                    select(columns.id, columns.number, columns.fingerprint, columns.node_digest)
                     .where(columns.repository_id == repository_id, columns.number.in_(part))
                     .order_by(columns.number)
                 )
                 rows = await session.execute(statement.with_for_update() if lock else statement)
-                found.update({int(row[1]): (int(row[0]), row[2]) for row in rows})
+                found.update({int(row[1]): (int(row[0]), row[2], row[3]) for row in rows})
             return found
 
         # Read first, insert only the PRs not known yet (a steady sweep inserts nothing), then
@@ -191,7 +222,12 @@ async def record_snapshots(
                         "repository_id": repository_id,
                         "number": number,
                         "first_seen_at": now,
-                        **_current_values(snapshot_of(number), by_number[number].fingerprint, now),
+                        **_current_values(
+                            snapshot_of(number),
+                            by_number[number].fingerprint,
+                            by_number[number].node_digest,
+                            now,
+                        ),
                     }
                     for number in missing
                 ],
@@ -213,25 +249,40 @@ async def record_snapshots(
         if db.backend != "sqlite":
             current = await current_rows(numbers, lock=True)
         unchanged_ids: list[int] = []
+        redigested: list[dict[str, Any]] = []  # unchanged fingerprint, another node's digest
         updates: list[dict[str, Any]] = []
         observations: list[dict[str, Any]] = []
         links: list[dict[str, Any]] = []
         dirty_ids: list[int] = []
         for number in numbers:
             item = by_number[number]
-            pull_id, fingerprint = current[number]
-            if number not in fresh and fingerprint == item.fingerprint and mark_open_dirty is None:
-                unchanged_ids.append(pull_id)
+            pull_id, fingerprint, stored_digest = current[number]
+            if (
+                mark_open_dirty is not None
+                and _state_of(snapshot_of(number)) is PullRequestStateValue.OPEN
+            ):
+                dirty_ids.append(pull_id)  # changed or not: the poller still reads the whole PR
+            if number not in fresh and fingerprint == item.fingerprint:
+                if item.node_digest is None or item.node_digest == stored_digest:
+                    unchanged_ids.append(pull_id)  # the steady state: nothing else to write
+                else:
+                    redigested.append(
+                        {
+                            "_id": pull_id,
+                            "v_snapshot": snapshot_of(number),
+                            "v_node_digest": item.node_digest,
+                            "v_last_observed_at": now,
+                        }
+                    )
                 continue
             snapshot = snapshot_of(number)
-            state = _state_of(snapshot)
-            if mark_open_dirty is not None and state is PullRequestStateValue.OPEN:
-                dirty_ids.append(pull_id)
             if number not in fresh:
-                if fingerprint == item.fingerprint:
-                    unchanged_ids.append(pull_id)
-                    continue
-                updates.append({"_id": pull_id, **_current_values(snapshot, item.fingerprint, now)})
+                updates.append(
+                    {
+                        "_id": pull_id,
+                        **_current_values(snapshot, item.fingerprint, item.node_digest, now),
+                    }
+                )
             changed.append(number)
             observations.append(
                 {
@@ -251,6 +302,18 @@ async def record_snapshots(
         for id_part in chunks(unchanged_ids, _ROWS_PER_STATEMENT):
             await session.execute(
                 update(pr_table).where(columns.id.in_(id_part)).values(last_observed_at=now)
+            )
+        if redigested:
+            # executemany of one cached statement, like the updates below
+            await session.execute(
+                update(pr_table)
+                .where(columns.id == bindparam("_id"))
+                .values(
+                    snapshot=bindparam("v_snapshot"),
+                    node_digest=bindparam("v_node_digest"),
+                    last_observed_at=bindparam("v_last_observed_at"),
+                ),
+                redigested,
             )
         link_table = table_of(PullRequestIssue)
         if updates:
@@ -474,6 +537,47 @@ async def close_unseen(
                 .values(state=PullRequestStateValue.CLOSED.value, closed_at=now)
             )
     return sorted(number for _, number in candidates)
+
+
+async def known_nodes(db: Ledger, repository: str) -> dict[int, KnownNode]:
+    """PR number -> :class:`KnownNode`, for the repository's open PRs whose snapshot was
+    recorded with a node digest (one query; the snapshots themselves are not loaded: the few
+    facts are picked out of the JSON by the database). Rows whose facts are missing or odd are
+    left out. Closed PRs are too: sweeps read open PRs, and closed ones pile up over the years.
+
+    The state is the snapshot's, not the row's, as every fact is the node's."""
+    pulls, repositories = table_of(PullRequest).c, table_of(Repository).c
+    statement = (
+        select(
+            pulls.number,
+            pulls.node_digest,
+            pulls.fingerprint,
+            pulls.snapshot["updated_at"].as_string(),
+            pulls.snapshot["state"].as_string(),
+            pulls.snapshot["mergeable"].as_string(),
+        )
+        .join_from(table_of(PullRequest), table_of(Repository))
+        .where(
+            repositories.full_name == repository,
+            pulls.state == PullRequestStateValue.OPEN.value,
+            pulls.node_digest.is_not(None),
+            pulls.fingerprint.is_not(None),
+        )
+    )
+    async with db.read() as session:
+        rows = (await session.execute(statement)).all()
+    found: dict[int, KnownNode] = {}
+    for number, digest, fingerprint, updated_text, state, mergeable in rows:
+        if not all(isinstance(text, str) for text in (updated_text, state, mergeable)):
+            continue
+        try:
+            updated_at = datetime.fromisoformat(updated_text)
+        except ValueError:
+            continue
+        if updated_at.tzinfo is None:
+            updated_at = updated_at.replace(tzinfo=UTC)
+        found[int(number)] = KnownNode(str(digest), str(fingerprint), updated_at, state, mergeable)
+    return found
 
 
 async def list_observations(db: Ledger, repository: str, number: int) -> list[Observation]:

@@ -1,7 +1,8 @@
 """Rolling upgrade (issue 13): an old-release process and a new-release process share one
 PostgreSQL while the new one migrates (expand only: revision 0002 adds a nullable column and a
-table). The old process is the real code of the release before 0002 (``git archive`` of that
-commit), run as a separate process; both keep writing before and after the migration."""
+table, 0003 a nullable column). The old process is the real code of the release before 0002
+(``git archive`` of that commit), run as a separate process; both keep writing before and after
+the migration."""
 
 from __future__ import annotations
 
@@ -17,10 +18,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from bot.reconcile import bound_node_digest
 from ledger import inbox, pulls
 from ledger.db import Ledger
 from ledger.inbox import IncomingDelivery
-from ledger.migrate import current_async, upgrade_async
+from ledger.migrate import current_async, head_revision, upgrade_async
 from ledger.models import ObservationSource
 from ledger.watching import open_numbers_linking_issue, open_numbers_with_base
 
@@ -39,7 +41,8 @@ OLD_WRITER = textwrap.dedent(
 
     def snap(n, base="main", issues=()):
         return {"number": n, "state": "OPEN", "base_ref": base, "head_sha": f"h{n}",
-                "linked_issues": [{"number": i, "state": "OPEN"} for i in issues]}
+                "linked_issues": [{"number": i, "state": "OPEN"} for i in issues],
+                "mergeable": "MERGEABLE", "updated_at": "2026-11-23T12:00:00+00:00"}
 
     async def write(db, numbers, tag):
         now = datetime.now(UTC)
@@ -92,6 +95,8 @@ def snapshot(number: int, base: str = "main", issues: tuple[int, ...] = ()) -> d
         "base_ref": base,
         "head_sha": f"h{number}",
         "linked_issues": [{"number": i, "state": "OPEN"} for i in issues],
+        "mergeable": "MERGEABLE",
+        "updated_at": "2026-11-23T12:00:00+00:00",
     }
 
 
@@ -118,15 +123,21 @@ async def test_old_and_new_release_share_one_postgresql(postgres_url: str, tmp_p
         line = await asyncio.wait_for(old.stdout.readline(), 120)
         assert line.strip() == b"phase1", (await old.stderr.read()).decode()[-2000:]  # type: ignore[union-attr]
         # The new release starts while the old one is still connected: it migrates (expand)...
-        assert await upgrade_async(postgres_url) == "0002"
+        assert await upgrade_async(postgres_url) == head_revision()
         db = Ledger(postgres_url)
         try:
             now = datetime.now(UTC)
+            node_digests = {n: bytes([n]) * 16 for n in range(41, 51)}  # as if read from nodes
             await pulls.record_snapshots(
                 db,
                 REPO,
                 [
-                    pulls.SnapshotItem(n, snapshot(n, "dev", (9,)), f"new-{n}")
+                    pulls.SnapshotItem(
+                        n,
+                        snapshot(n, "dev", (9,)),
+                        f"new-{n}",
+                        node_digest=bound_node_digest(node_digests[n], f"new-{n}"),
+                    )
                     for n in range(41, 51)
                 ],
                 ObservationSource.POLL,
@@ -162,9 +173,19 @@ async def test_old_and_new_release_share_one_postgresql(postgres_url: str, tmp_p
                     )
                 ).scalar_one()
             assert nulls == 10  # 1-10 were backfilled by the migration, 21-30 came after it
+            # The old release rewrote #45 without knowing node_digest: the stale digest stays,
+            # but no longer matches the fingerprint, so a reconciler normalises #45's node again.
+            known = await pulls.known_nodes(db, REPO)
+            assert sorted(known) == list(range(41, 51))
+            trusted = {
+                n
+                for n, node in known.items()
+                if node.digest == bound_node_digest(node_digests[n], node.fingerprint)
+            }
+            assert trusted == set(range(41, 51)) - {45}
         finally:
             await db.close()
-        assert await current_async(postgres_url) == "0002"
+        assert await current_async(postgres_url) == head_revision()
     finally:
         if old.returncode is None:
             old.kill()

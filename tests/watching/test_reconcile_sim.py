@@ -287,3 +287,158 @@ async def test_a_node_read_again_unchanged__not_normalised_unless_the_ledger_mov
     assert after is not None
     assert after.snapshot == before.snapshot and after.fingerprint == before.fingerprint
     assert len(await pulls.list_observations(db, "acme/big", 3)) == 3
+
+
+# --- a restarted reconciler: node digests kept in the ledger -------------------------------------
+
+
+@pytest.fixture
+async def any_db(database_url: str) -> AsyncIterator[Ledger]:
+    """A ledger on SQLite and on PostgreSQL."""
+    await upgrade_async(database_url)
+    ledger = Ledger(database_url)
+    yield ledger
+    await ledger.close()
+
+
+def count_normalisations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The numbers of the PR nodes ``bot.reconcile`` normalises from now on."""
+    import bot.reconcile
+
+    normalised: list[int] = []
+    real = bot.reconcile.from_graphql
+
+    def counting(repository: str, node: Any) -> Any:
+        normalised.append(int(node["number"]))
+        return real(repository, node)
+
+    monkeypatch.setattr(bot.reconcile, "from_graphql", counting)
+    return normalised
+
+
+async def test_a_new_reconciler_on_a_warm_ledger__normalises_only_the_changed_node(
+    sim_factory: SimFactory, any_db: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
+    first = Reconciler(app_for(server), any_db)
+    await first.discover()
+    await first.run_cycle(only="acme/big")
+    assert len(await pulls.known_nodes(any_db, "acme/big")) == 30
+    await server.control.event("label", repo="acme/big", pr=3, name="bug")
+    normalised = count_normalisations(monkeypatch)
+
+    restarted = Reconciler(app_for(server), any_db)  # nothing in memory
+    result = (await restarted.run_cycle(only="acme/big", full=True))[0]
+
+    assert result.read == 30 and result.changed == [3] and not result.errors
+    assert normalised == [3]
+    state = await server.control.state("acme/big")
+    sim_pull = next(p for p in state["repositories"][0]["pulls"] if p["number"] == 3)
+    row = await pulls.get_pull(any_db, "acme/big", 3)
+    assert row is not None and row.snapshot is not None
+    assert_matches(sim_pull, row.snapshot)
+    assert "bug" in row.snapshot["labels"]
+    # What it stored is what the next restarted one trusts: nothing normalised at all.
+    normalised.clear()
+    again = await Reconciler(app_for(server), any_db).run_cycle(only="acme/big", full=True)
+    assert again[0].read == 30 and again[0].changed == [] and normalised == []
+
+
+async def test_a_new_reconciler__dirty_reads_and_incremental_sweeps_use_the_ledgers_digests(
+    sim_factory: SimFactory, db: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
+    first = Reconciler(app_for(server), db)
+    await first.discover()
+    await first.run_cycle(only="acme/big")
+    normalised = count_normalisations(monkeypatch)
+
+    # A webhook marked #4 dirty, though its node did not change: read by number, not normalised.
+    await pulls.mark_dirty(db, "acme/big", [4], "check_run.completed", datetime.now(UTC))
+    dirty = await Reconciler(app_for(server), db).run_cycle(only="acme/big")
+    assert dirty[0].mode == "dirty" and dirty[0].read == 1 and dirty[0].changed == []
+    assert normalised == []
+
+    # An incremental sweep after a change: only the changed node is normalised.
+    await server.control.event("label", repo="acme/big", pr=8, name="bug")
+    incremental = await Reconciler(app_for(server), db).run_cycle(only="acme/big")
+    assert incremental[0].mode == "incremental", incremental[0].describe()
+    assert incremental[0].changed == [8] and normalised == [8]
+
+
+async def test_a_new_reconciler__a_node_whose_row_a_webhook_overwrote_is_recorded_again(
+    sim_factory: SimFactory, db: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from datetime import UTC, datetime
+
+    from ledger.models import ObservationSource
+
+    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
+    first = Reconciler(app_for(server), db)
+    await first.discover()
+    await first.run_cycle(only="acme/big")
+    before = await pulls.get_pull(db, "acme/big", 3)
+    assert before is not None and before.snapshot is not None and before.node_digest
+    partial = {**before.snapshot, "title": "from a webhook", "partial": True}
+    await pulls.record_snapshots(
+        db,
+        "acme/big",
+        [pulls.SnapshotItem(3, partial, "webhook-fp")],
+        ObservationSource.WEBHOOK,
+        datetime.now(UTC),
+        mark_open_dirty="pull_request.edited",
+    )
+    normalised = count_normalisations(monkeypatch)
+
+    restarted = Reconciler(app_for(server), db)
+    result = (await restarted.run_cycle(only="acme/big", full=True))[0]
+
+    assert result.changed == [3] and normalised == [3]
+    after = await pulls.get_pull(db, "acme/big", 3)
+    assert after is not None and not after.dirty
+    assert (after.snapshot, after.fingerprint) == (before.snapshot, before.fingerprint)
+    assert after.node_digest == before.node_digest  # the node's again, with its snapshot
+    assert len(await pulls.list_observations(db, "acme/big", 3)) == 3
+
+
+async def test_a_new_reconciler__distrusts_digests_of_another_normaliser_or_snapshot(
+    sim_factory: SimFactory, db: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import bot.reconcile
+    from ledger.models import PullRequest, table_of
+
+    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
+    first = Reconciler(app_for(server), db)
+    await first.discover()
+    await first.run_cycle(only="acme/big")
+    # An older release (which does not know node_digest) rewrote #5's snapshot: the stored
+    # digest stays, the fingerprint it was bound to does not.
+    before = await pulls.get_pull(db, "acme/big", 5)
+    assert before is not None and before.snapshot is not None and before.node_digest
+    table = table_of(PullRequest)
+    async with db.transaction() as session:
+        await session.execute(
+            table.update()
+            .where(table.c.number == 5)
+            .values(fingerprint="old-release", snapshot={**before.snapshot, "title": "old"})
+        )
+    normalised = count_normalisations(monkeypatch)
+
+    restarted = Reconciler(app_for(server), db)
+    result = (await restarted.run_cycle(only="acme/big", full=True))[0]
+    assert result.changed == [5] and normalised == [5]
+    after = await pulls.get_pull(db, "acme/big", 5)
+    assert after is not None
+    assert (after.snapshot, after.fingerprint) == (before.snapshot, before.fingerprint)
+
+    # A release whose normaliser (policies/) differs trusts none of them.
+    normalised.clear()
+    monkeypatch.setattr(bot.reconcile, "_NORMALISER_KEY", b"another release" * 2)
+    upgraded = Reconciler(app_for(server), db)
+    result = (await upgraded.run_cycle(only="acme/big", full=True))[0]
+    assert result.changed == [] and sorted(normalised) == list(range(1, 31))
+    normalised.clear()
+    steady = await Reconciler(app_for(server), db).run_cycle(only="acme/big", full=True)
+    assert steady[0].changed == [] and normalised == []
