@@ -29,6 +29,8 @@ from githubkit import AppAuthStrategy, AppInstallationAuthStrategy, GitHub
 from githubkit.cache import MemCacheStrategy
 from githubkit.exception import GitHubException, RequestError, RequestFailed, RequestTimeout
 
+from policies import json_codec
+
 log = logging.getLogger("prsteward.github")
 
 Sleep = Callable[[float], Awaitable[None]]
@@ -380,7 +382,7 @@ class InstallationClient:
                 status=response.status_code,
             )
         try:
-            payload = response.json()
+            payload = json_codec.loads(response.content)  # a sweep's biggest answers
         except ValueError as error:
             raise GitHubError("GraphQL answer is not JSON") from error
         if not isinstance(payload, dict):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import sys
@@ -179,6 +180,7 @@ async def serve(settings: Settings) -> None:
         print(INSECURE_WARNING, file=sys.stderr)  # noqa: T201 - said at every start, on purpose
         log.warning(INSECURE_WARNING)
     service = await Service.open(settings)
+    tune_garbage_collection()
     if service.poller is None:
         log.warning("no GitHub App credentials: serving webhooks only, no polling")
     server = service.build_server()
@@ -202,6 +204,18 @@ async def serve(settings: Settings) -> None:
         watchdog.cancel()
     finally:
         await service.close()
+
+
+def tune_garbage_collection() -> None:
+    """For a long-running process, once its start-up is done: what start-up loaded (modules,
+    settings, the ORM's tables) lives as long as the process, so ``gc.freeze`` takes it out of
+    every later collection; and the youngest generation is collected every 20,000 allocations
+    rather than 700. A sweep decodes GraphQL answers of ~5,000 objects per page and builds a
+    snapshot per PR; at 700 that set off collections over and over, ~6% of a sweep's CPU.
+    Nothing here leaks: the generations are still collected, only less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 10, 10)
 
 
 STOP_DEADLINE_SECONDS = 9.0  # SIGTERM -> exit within 10 s (issue 13)

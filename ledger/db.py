@@ -28,6 +28,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 
+from policies import json_codec
+
 log = logging.getLogger("prsteward.ledger")
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -123,6 +125,9 @@ def _sqlite_on_begin(connection: Any) -> None:
 def make_engine(url: str, **engine_options: Any) -> AsyncEngine:
     """An async engine for ``url`` (normalised by ``normalise_url``), set up for the ledger."""
     normalised = normalise_url(url)
+    # The JSON columns (snapshots, mostly) through orjson: a first sweep writes two per PR.
+    engine_options.setdefault("json_serializer", json_codec.dumps_text)
+    engine_options.setdefault("json_deserializer", json_codec.loads)
     if make_url(normalised).get_backend_name() == "sqlite":
         engine = create_async_engine(normalised, **engine_options)
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)

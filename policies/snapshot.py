@@ -8,11 +8,13 @@ it. A snapshot is a value: two equal snapshots give equal decisions.
 from __future__ import annotations
 
 import hashlib
-import json
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields, is_dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
+
+from policies.json_codec import canonical_json
 
 
 class AuthorAssociation(StrEnum):
@@ -152,8 +154,7 @@ def fingerprint_of_json(data: dict[str, Any]) -> str:
     """``PullRequestSnapshot.fingerprint`` from its ``snapshot_to_json`` (which is not changed):
     callers that need both encode the snapshot once."""
     kept = {k: v for k, v in data.items() if k not in ("updated_at", "extra")}
-    encoded = json.dumps(kept, sort_keys=True, separators=(",", ":")).encode()
-    return hashlib.sha256(encoded).hexdigest()
+    return hashlib.sha256(canonical_json(kept)).hexdigest()
 
 
 # --- JSON round trip --------------------------------------------------------------------------
@@ -174,12 +175,6 @@ def _encode(value: Any) -> Any:
     return value
 
 
-# The snapshot's own classes, with their field names in declaration order (what ``fields``
-# gives): ``_encode_fast`` walks them without ``is_dataclass``/``fields`` on every value.
-_FIELD_NAMES: dict[type, tuple[str, ...]] = {
-    cls: tuple(f.name for f in fields(cls))
-    for cls in (PullRequestSnapshot, Actor, CheckResult, Review, Comment, LinkedIssue)
-}
 _ENUMS = frozenset({AuthorAssociation, Mergeable, PullRequestState, CheckOutcome})
 _LEAVES = frozenset({str, int, bool, float, type(None)})
 
@@ -190,16 +185,39 @@ def _encode_fast(value: Any) -> Any:
     cls = value.__class__
     if cls in _LEAVES:
         return value
-    names = _FIELD_NAMES.get(cls)
-    if names is not None:
-        return {name: _encode_fast(getattr(value, name)) for name in names}
+    encoder = _ENCODERS.get(cls)
+    if encoder is not None:
+        return encoder(value)
     if cls is tuple or cls is list:
-        return [_encode_fast(v) for v in value]
+        return [v if v.__class__ in _LEAVES else _encode_fast(v) for v in value]
     if cls in _ENUMS:
         return value.value
     if cls is datetime:
         return value.isoformat()
     return _encode(value)
+
+
+def _dataclass_encoder(cls: type) -> Callable[[Any], dict[str, Any]]:
+    """``_encode`` of one of the snapshot's own dataclasses as straight-line code (the way
+    ``dataclasses`` writes ``__init__``): each field read once, by name, kept as it is when it
+    is a JSON leaf and encoded otherwise. The same dict as ``_encode``, keys in field order."""
+    names = [f.name for f in fields(cls)]
+    reads = "".join(f"    x{i} = value.{name}\n" for i, name in enumerate(names))
+    items = ", ".join(
+        f"{name!r}: x{i} if x{i}.__class__ in leaves else encode(x{i})"
+        for i, name in enumerate(names)
+    )
+    source = f"def encode_{cls.__name__}(value):\n{reads}    return {{{items}}}\n"
+    namespace: dict[str, Any] = {}
+    exec(source, {"leaves": _LEAVES, "encode": _encode_fast}, namespace)
+    encoder: Callable[[Any], dict[str, Any]] = namespace[f"encode_{cls.__name__}"]
+    return encoder
+
+
+_ENCODERS: dict[type, Callable[[Any], dict[str, Any]]] = {
+    cls: _dataclass_encoder(cls)
+    for cls in (PullRequestSnapshot, Actor, CheckResult, Review, Comment, LinkedIssue)
+}
 
 
 def snapshot_to_json(snapshot: PullRequestSnapshot) -> dict[str, Any]:
