@@ -73,16 +73,15 @@ PROFILE_PARTS = {
     ),
     "githubkit making an HTTP client (per request)": ("githubkit/core.py", "_create_async_client"),
     "decoding GraphQL answers (httpx Response.json)": ("httpx/_models.py", "json"),
-    "reading PR nodes (bot/reconcile.py _read_node: digest, or normalise + encode + fingerprint)": (
+    "reading PR nodes (bot/reconcile.py _read_node: digest, or normalise + fingerprint)": (
         "bot/reconcile.py",
         "_read_node",
     ),
     "PR node digest (bot/reconcile.py node_digest)": ("bot/reconcile.py", "node_digest"),
-    "normalise GraphQL -> snapshot (policies/normalize.py from_graphql)": (
+    "normalise GraphQL -> snapshot JSON (policies/normalize.py graphql_snapshot_json)": (
         "policies/normalize.py",
-        "from_graphql",
+        "graphql_snapshot_json",
     ),
-    "snapshot_to_json (policies/snapshot.py)": ("policies/snapshot.py", "snapshot_to_json"),
     "fingerprint (policies/snapshot.py fingerprint_of_json)": (
         "policies/snapshot.py",
         "fingerprint_of_json",

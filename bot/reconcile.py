@@ -43,13 +43,11 @@ from bot.queries import OPEN_PULL_REQUESTS, pull_requests_by_number
 from ledger import pulls, repositories
 from ledger.db import Ledger
 from ledger.models import ObservationSource, Repository
-from policies.normalize import NormalizeError, from_graphql
+from policies.normalize import NormalizeError, graphql_snapshot_json
 from policies.snapshot import (
     Mergeable,
-    PullRequestSnapshot,
     PullRequestState,
     fingerprint_of_json,
-    snapshot_to_json,
 )
 
 log = logging.getLogger("prsteward.reconcile")
@@ -132,7 +130,7 @@ class RepoResult:
 class NodeFacts:
     """What reconcile needs of one normalised PR node, remembered with the node's digest: the
     same node (byte for byte, as JSON) normalises to the same snapshot, so a node read again
-    unchanged is neither normalised nor encoded (``from_graphql`` is pure).
+    unchanged is not normalised again (``graphql_snapshot_json`` is pure).
 
     Remembered in memory and in the ledger (``pulls.known_nodes``: a restarted reconciler loads
     them). ``digest`` is :func:`bound_node_digest`, which also covers the fingerprint and this
@@ -258,26 +256,25 @@ class Reconciler:
             )
             if suspended:
                 continue
-            listed: set[str] = set()
+            listings: dict[str, repositories.RepositoryListing] = {}
             for repo in await self.app.list_repositories(installation_id):
                 name = repo.get("full_name")
                 if not isinstance(name, str):
                     continue
-                listed.add(name)
                 allowed = self.repository_allowed(name)
-                await repositories.upsert_repository(
-                    self.db,
-                    name,
-                    now,
+                listings[name] = repositories.RepositoryListing(
+                    full_name=name,
                     installation_id=installation_id,
                     github_id=repo.get("id") if isinstance(repo.get("id"), int) else None,
                     default_branch=str(repo.get("default_branch") or "main"),
                     archived=bool(repo.get("archived")),
                     private=bool(repo.get("private")),
+                    ignored=not allowed,
                 )
-                await repositories.set_repository_ignored(self.db, name, not allowed, now)
                 if allowed:  # archived ones too: watched read-only (engine: shadow mode)
                     targets.append(RepoTarget(name, installation_id))
+            await repositories.upsert_listed_repositories(self.db, list(listings.values()), now)
+            listed = set(listings)
             for row in await repositories.list_repositories(
                 self.db, installation_id=installation_id
             ):
@@ -562,9 +559,11 @@ class Reconciler:
 
     def _normalise(
         self, repository: str, node: Mapping[str, Any], result: RepoResult
-    ) -> PullRequestSnapshot | None:
+    ) -> dict[str, Any] | None:
+        """The node as the snapshot's JSON (what the ledger stores; no snapshot object is
+        needed for it), or None with the reason in ``result``."""
         try:
-            return from_graphql(repository, node)
+            return graphql_snapshot_json(repository, node)
         except (NormalizeError, ValueError, TypeError) as error:
             result.errors.append(f"#{node.get('number')}: {error}")
             return None
@@ -580,27 +579,29 @@ class Reconciler:
         if key is not None and digest is not None:
             known = self._known_nodes.get(key)
             if known is not None and known.digest == bound_node_digest(digest, known.fingerprint):
-                return PullRead(
-                    key[1], known, lambda: snapshot_to_json(from_graphql(repository, node))
-                )
-        snapshot = self._normalise(repository, node, result)
-        if snapshot is None:
+                return PullRead(key[1], known, lambda: graphql_snapshot_json(repository, node))
+        encoded = self._normalise(repository, node, result)
+        if encoded is None:
             return None
-        encoded = snapshot_to_json(snapshot)  # once: the fingerprint is derived from it
         fingerprint = fingerprint_of_json(encoded)
+        read_number: int = encoded["number"]
         bound = (
             bound_node_digest(digest, fingerprint)
-            if digest is not None and snapshot.number == number
+            if digest is not None and read_number == number
             else None
         )
         facts = NodeFacts(
-            bound, fingerprint, snapshot.updated_at, snapshot.state, snapshot.mergeable
+            bound,
+            fingerprint,
+            datetime.fromisoformat(encoded["updated_at"]),
+            PullRequestState(encoded["state"]),
+            Mergeable(encoded["mergeable"]),
         )
         if key is not None and bound is not None:
             if len(self._known_nodes) >= KNOWN_NODES_LIMIT:
                 self._forget_known_nodes()
             self._known_nodes[key] = facts
-        return PullRead(snapshot.number, facts, encoded)
+        return PullRead(read_number, facts, encoded)
 
     async def _record(self, repository: str, reads: Sequence[PullRead], result: RepoResult) -> None:
         """Record what one GraphQL answer read, in one ledger transaction."""

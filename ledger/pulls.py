@@ -7,6 +7,7 @@ keeps the PR dirty for the next cycle.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -146,6 +147,36 @@ async def record_snapshot(
     return bool(changed)
 
 
+# Statements a sweep runs for every page, built once (SQLAlchemy then only binds the values;
+# building ``IN (...)`` of 100 literals anew each time was a good part of a page's CPU).
+
+
+@functools.cache
+def _current_rows_statement(lock: bool) -> Any:
+    """Parameters: repository_id, numbers (a list)."""
+    columns = table_of(PullRequest).c
+    statement = (
+        select(columns.id, columns.number, columns.fingerprint, columns.node_digest)
+        .where(
+            columns.repository_id == bindparam("repository_id"),
+            columns.number.in_(bindparam("numbers", expanding=True)),
+        )
+        .order_by(columns.number)
+    )
+    return statement.with_for_update() if lock else statement
+
+
+@functools.cache
+def _observed_statement() -> Any:
+    """Parameters: ids (a list), observed_at."""
+    table = table_of(PullRequest)
+    return (
+        update(table)
+        .where(table.c.id.in_(bindparam("ids", expanding=True)))
+        .values(last_observed_at=bindparam("observed_at"))
+    )
+
+
 async def record_snapshots(
     db: Ledger,
     repository: str,
@@ -184,13 +215,11 @@ async def record_snapshots(
 
         async def current_rows(wanted: list[int], lock: bool) -> dict[int, _CurrentRow]:
             found: dict[int, _CurrentRow] = {}
+            statement = _current_rows_statement(lock)
             for part in chunks(wanted, _ROWS_PER_STATEMENT):
-                statement = (
-                    select(columns.id, columns.number, columns.fingerprint, columns.node_digest)
-                    .where(columns.repository_id == repository_id, columns.number.in_(part))
-                    .order_by(columns.number)
+                rows = await session.execute(
+                    statement, {"repository_id": repository_id, "numbers": part}
                 )
-                rows = await session.execute(statement.with_for_update() if lock else statement)
                 found.update({int(row[1]): (int(row[0]), row[2], row[3]) for row in rows})
             return found
 
@@ -300,9 +329,7 @@ async def record_snapshots(
                 for n in _linked_issue_numbers(snapshot)
             )
         for id_part in chunks(unchanged_ids, _ROWS_PER_STATEMENT):
-            await session.execute(
-                update(pr_table).where(columns.id.in_(id_part)).values(last_observed_at=now)
-            )
+            await session.execute(_observed_statement(), {"ids": id_part, "observed_at": now})
         if redigested:
             # executemany of one cached statement, like the updates below
             await session.execute(
@@ -401,17 +428,21 @@ async def list_dirty(
     return [DirtyPull(*row) for row in rows]
 
 
-def _clear_dirty_statement(repository: str, wanted: list[int], read_started_at: datetime) -> Any:
+@functools.cache
+def _clear_dirty_statement() -> Any:
+    """Parameters: repository, numbers (a list), read_started_at."""
     table = table_of(PullRequest)
     repositories = table_of(Repository).c
-    repository_ids = select(repositories.id).where(repositories.full_name == repository)
+    repository_ids = select(repositories.id).where(
+        repositories.full_name == bindparam("repository")
+    )
     return (
         update(table)
         .where(
             table.c.repository_id.in_(repository_ids.scalar_subquery()),
-            table.c.number.in_(wanted),
+            table.c.number.in_(bindparam("numbers", expanding=True)),
             table.c.dirty.is_(True),
-            table.c.dirty_since <= read_started_at,
+            table.c.dirty_since <= bindparam("read_started_at"),
         )
         .values(dirty=False, dirty_reason=None, dirty_since=None)
     )
@@ -426,7 +457,10 @@ async def clear_dirty(
     if not wanted:
         return 0
     async with db.transaction() as session:
-        result = await session.execute(_clear_dirty_statement(repository, wanted, read_started_at))
+        result = await session.execute(
+            _clear_dirty_statement(),
+            {"repository": repository, "numbers": wanted, "read_started_at": read_started_at},
+        )
     return rowcount(result)
 
 
@@ -444,7 +478,10 @@ async def finish_read(
     wanted = sorted(set(numbers))
     async with db.transaction() as session:
         if wanted:
-            await session.execute(_clear_dirty_statement(repository, wanted, read_started_at))
+            await session.execute(
+                _clear_dirty_statement(),
+                {"repository": repository, "numbers": wanted, "read_started_at": read_started_at},
+            )
         if sweep_ok_at is not None:
             table = table_of(Repository)
             await session.execute(

@@ -3,6 +3,8 @@ state and config."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +97,58 @@ async def ensure_repository(
     return int(found.scalar_one())
 
 
+@dataclass(frozen=True, slots=True)
+class RepositoryListing:
+    """A repository as an installation's repository list gives it (discovery)."""
+
+    full_name: str
+    installation_id: int
+    github_id: int | None
+    default_branch: str
+    archived: bool
+    private: bool
+    ignored: bool  # the allowlist/ignorelist outcome
+
+
+_LISTING_COLUMNS = (
+    "installation_id", "github_id", "default_branch", "archived", "private", "ignored"
+)  # fmt: skip
+
+
+async def upsert_listed_repositories(
+    db: Ledger, listings: Sequence[RepositoryListing], now: datetime
+) -> None:
+    """Every repository an installation lists, in ONE transaction (discovery took two per
+    repository): created, or updated (its ``ignored`` flag too) and live again
+    (``removed_at`` cleared). The installation must already exist."""
+    if not listings:
+        return
+    table = table_of(Repository)
+    statement = upsert_insert(db.backend, table)
+    statement = statement.on_conflict_do_update(
+        index_elements=["full_name"],
+        set_={
+            **{name: statement.excluded[name] for name in _LISTING_COLUMNS},
+            "updated_at": statement.excluded.updated_at,
+            "removed_at": None,
+        },
+    )
+    defaults = model_defaults(Repository)
+    rows = [
+        {
+            **defaults,
+            **{name: getattr(listing, name) for name in _LISTING_COLUMNS},
+            "full_name": listing.full_name,
+            "created_at": now,
+            "updated_at": now,
+            "removed_at": None,
+        }
+        for listing in listings
+    ]
+    async with db.transaction() as session:
+        await session.execute(statement, rows)  # executemany of one statement
+
+
 async def upsert_repository(
     db: Ledger,
     full_name: str,
@@ -171,11 +225,6 @@ async def _update_repository(db: Ledger, full_name: str, **values: Any) -> bool:
 async def mark_repository_removed(db: Ledger, full_name: str, now: datetime) -> bool:
     """The installation lost this repository: stop sweeping it. Returns whether it was known."""
     return await _update_repository(db, full_name, removed_at=now, updated_at=now)
-
-
-async def set_repository_ignored(db: Ledger, full_name: str, ignored: bool, now: datetime) -> bool:
-    """Apply the allowlist/ignorelist outcome. Returns whether the repository was known."""
-    return await _update_repository(db, full_name, ignored=ignored, updated_at=now)
 
 
 async def record_poll_check(

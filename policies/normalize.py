@@ -16,13 +16,10 @@ from policies.snapshot import (
     Actor,
     AuthorAssociation,
     CheckOutcome,
-    CheckResult,
-    Comment,
-    LinkedIssue,
     Mergeable,
     PullRequestSnapshot,
     PullRequestState,
-    Review,
+    snapshot_from_json,
 )
 
 GHOST_LOGIN = "ghost"  # GitHub shows a deleted account as "ghost"; GraphQL gives author: null
@@ -41,8 +38,8 @@ _NEUTRAL = frozenset({"neutral", "skipped", "stale", "cancelled"})
 
 def check_run_outcome(status: str | None, conclusion: str | None) -> CheckOutcome:
     """A CheckRun that has not completed is pending; a completed one is judged by its conclusion."""
-    status_l = (status or "").lower()
-    conclusion_l = (conclusion or "").lower()
+    status_l = str(status or "").lower()
+    conclusion_l = str(conclusion or "").lower()
     if status_l and status_l != "completed":
         return CheckOutcome.PENDING
     if not conclusion_l:
@@ -58,7 +55,7 @@ def check_run_outcome(status: str | None, conclusion: str | None) -> CheckOutcom
 
 def status_context_outcome(state: str | None) -> CheckOutcome:
     """A commit status: success, failure/error, or (pending/expected/unknown) pending."""
-    state_l = (state or "").lower()
+    state_l = str(state or "").lower()
     if state_l == "success":
         return CheckOutcome.SUCCESS
     if state_l in _FAILURE or state_l == "failure":
@@ -131,19 +128,31 @@ def _required(data: Mapping[str, Any], key: str) -> Any:
 
 def _required_time(data: Mapping[str, Any], key: str) -> datetime:
     value = parse_time(_required(data, key))
-    assert value is not None
+    if value is None:  # "" is no time either
+        raise NormalizeError(f"missing field {key!r}")
     return value
 
 
 def graphql_actor(author: Any, assoc: Any = None) -> Actor:
     """A GraphQL ``author { __typename login }`` (None for a deleted account)."""
+    login, is_bot = _graphql_login(author)
+    return Actor(login=login, is_bot=is_bot, association=association(assoc))
+
+
+def _graphql_login(author: Any) -> tuple[str, bool]:
     data = _map(author)
     login = str(data.get("login") or GHOST_LOGIN)
     is_bot = data.get("__typename") == "Bot" or is_bot_login(login)
     if data.get("__typename") == "Bot" and not is_bot_login(login):
         # GraphQL names an App "dependabot", REST and webhooks "dependabot[bot]": one spelling.
         login += "[bot]"
-    return Actor(login=login, is_bot=is_bot, association=association(assoc))
+    return login, is_bot
+
+
+def _actor_json(author: Any, assoc: Any) -> dict[str, Any]:
+    """``graphql_actor`` as the snapshot's JSON has it."""
+    login, is_bot = _graphql_login(author)
+    return {"login": login, "is_bot": is_bot, "association": association(assoc).value}
 
 
 def rest_actor(user: Any, assoc: Any = None) -> Actor:
@@ -163,25 +172,30 @@ def _state(value: Any, merged: bool = False) -> PullRequestState:
         return PullRequestState.OPEN
 
 
-def _check(node: Mapping[str, Any]) -> CheckResult | None:
+def _check_json(node: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A ``statusCheckRollup`` context -> a ``CheckResult`` as the snapshot's JSON has it."""
     typename = node.get("__typename")
     if typename == "CheckRun" or ("conclusion" in node and "name" in node):
-        return CheckResult(
-            name=str(node.get("name") or "?"),
-            outcome=check_run_outcome(node.get("status"), node.get("conclusion")),
-            url=node.get("detailsUrl"),
-            kind="check_run",
-            completed_at=parse_time(node.get("completedAt")),
-        )
+        return {
+            "name": str(node.get("name") or "?"),
+            "outcome": check_run_outcome(node.get("status"), node.get("conclusion")).value,
+            "url": node.get("detailsUrl"),
+            "kind": "check_run",
+            "completed_at": _iso(parse_time(node.get("completedAt"))),
+        }
     if typename == "StatusContext" or "context" in node:
-        return CheckResult(
-            name=str(node.get("context") or "?"),
-            outcome=status_context_outcome(node.get("state")),
-            url=node.get("targetUrl"),
-            kind="status",
-            completed_at=parse_time(node.get("createdAt")),
-        )
+        return {
+            "name": str(node.get("context") or "?"),
+            "outcome": status_context_outcome(node.get("state")).value,
+            "url": node.get("targetUrl"),
+            "kind": "status",
+            "completed_at": _iso(parse_time(node.get("createdAt"))),
+        }
     return None
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
 
 
 def _requested_reviewer(node: Mapping[str, Any]) -> str | None:
@@ -199,80 +213,89 @@ def from_graphql(repository: str, node: Mapping[str, Any]) -> PullRequestSnapsho
     Truncated connections (more checks or comments than the query asks for) are fine: the query
     takes the latest ones, which are what policies look at.
     """
+    return snapshot_from_json(graphql_snapshot_json(repository, node))
+
+
+def graphql_snapshot_json(repository: str, node: Mapping[str, Any]) -> dict[str, Any]:
+    """``snapshot_to_json(from_graphql(repository, node))``, made directly: the one place a
+    GraphQL node is read. Reconcile stores this JSON and needs no ``PullRequestSnapshot`` for it
+    (building the frozen objects and then encoding them was most of a new PR's CPU), and
+    ``from_graphql`` is this, decoded. The keys are the snapshot's fields, in their order."""
     if not isinstance(node, Mapping):
         raise NormalizeError("a pull request node must be an object")
     number = int(_required(node, "number"))
     commit_nodes = _nodes(node.get("commits"))
     commit = _map(commit_nodes[-1].get("commit")) if commit_nodes else {}
     rollup = _map(commit.get("statusCheckRollup"))
-    checks = tuple(c for c in (_check(n) for n in _nodes(rollup.get("contexts"))) if c is not None)
-    reviews = tuple(
-        Review(
-            id=int(r.get("databaseId") or 0),
-            author=graphql_actor(r.get("author"), r.get("authorAssociation")),
-            state=str(r.get("state") or "COMMENTED"),
-            submitted_at=parse_time(r.get("submittedAt")),
-            body=str(r.get("body") or ""),
-        )
+    checks = [c for c in (_check_json(n) for n in _nodes(rollup.get("contexts"))) if c is not None]
+    reviews = [
+        {
+            "id": int(r.get("databaseId") or 0),
+            "author": _actor_json(r.get("author"), r.get("authorAssociation")),
+            "state": str(r.get("state") or "COMMENTED"),
+            "submitted_at": _iso(parse_time(r.get("submittedAt"))),
+            "body": str(r.get("body") or ""),
+        }
         for r in _nodes(node.get("latestReviews"))
-    )
+    ]
     created_at = _required_time(node, "createdAt")
-    comments = tuple(
-        Comment(
-            id=int(c.get("databaseId") or 0),
-            author=graphql_actor(c.get("author"), c.get("authorAssociation")),
-            created_at=parse_time(c.get("createdAt")) or created_at,
-            body=str(c.get("body") or ""),
-        )
+    comments = [
+        {
+            "id": int(c.get("databaseId") or 0),
+            "author": _actor_json(c.get("author"), c.get("authorAssociation")),
+            "created_at": (parse_time(c.get("createdAt")) or created_at).isoformat(),
+            "body": str(c.get("body") or ""),
+        }
         for c in _nodes(node.get("comments"))
-    )
-    linked = tuple(
-        LinkedIssue(
-            number=int(_required(i, "number")),
-            state=str(i.get("state") or "OPEN"),
-            state_reason=i.get("stateReason"),
-            assignees=tuple(str(a["login"]) for a in _nodes(i.get("assignees")) if a.get("login")),
-        )
+    ]
+    linked = [
+        {
+            "number": int(_required(i, "number")),
+            "state": str(i.get("state") or "OPEN"),
+            "state_reason": i.get("stateReason"),
+            "assignees": [str(a["login"]) for a in _nodes(i.get("assignees")) if a.get("login")],
+        }
         for i in _nodes(node.get("closingIssuesReferences"))
-    )
-    reviewers = tuple(
+    ]
+    reviewers = [
         r for r in (_requested_reviewer(n) for n in _nodes(node.get("reviewRequests"))) if r
-    )
-    state_value = node.get("state")
-    return PullRequestSnapshot(
-        repository=repository,
-        number=number,
-        title=str(node.get("title") or ""),
-        author=graphql_actor(node.get("author"), node.get("authorAssociation")),
-        created_at=created_at,
-        updated_at=_required_time(node, "updatedAt"),
-        head_sha=str(_required(node, "headRefOid")),
-        head_ref=str(node.get("headRefName") or ""),
-        base_ref=str(node.get("baseRefName") or "main"),
-        base_sha=node.get("baseRefOid"),
-        node_id=str(node.get("id") or ""),
-        body=str(node.get("body") or ""),
-        state=_state(state_value),
-        is_draft=bool(node.get("isDraft")),
-        labels=tuple(str(n["name"]) for n in _nodes(node.get("labels")) if n.get("name")),
-        milestone=_map(node.get("milestone")).get("title"),
-        assignees=tuple(str(n["login"]) for n in _nodes(node.get("assignees")) if n.get("login")),
-        review_requests=reviewers,
-        mergeable=mergeable_of(node.get("mergeable")),
-        merge_state_status=node.get("mergeStateStatus"),
-        review_decision=node.get("reviewDecision"),
-        checks_state=rollup.get("state"),
-        checks=checks,
-        reviews=reviews,
-        comments=comments,
-        linked_issues=linked,
-        auto_merge_enabled=node.get("autoMergeRequest") is not None,
-        head_committed_at=parse_time(commit.get("committedDate")),
-        additions=int(node.get("additions") or 0),
-        deletions=int(node.get("deletions") or 0),
-        changed_files=int(node.get("changedFiles") or 0),
-        partial=False,
-    )
+    ]
+    return {
+        "repository": repository,
+        "number": number,
+        "title": str(node.get("title") or ""),
+        "author": _actor_json(node.get("author"), node.get("authorAssociation")),
+        "created_at": created_at.isoformat(),
+        "updated_at": _required_time(node, "updatedAt").isoformat(),
+        "head_sha": str(_required(node, "headRefOid")),
+        "head_ref": str(node.get("headRefName") or ""),
+        "base_ref": str(node.get("baseRefName") or "main"),
+        "base_sha": node.get("baseRefOid"),
+        "node_id": str(node.get("id") or ""),
+        "body": str(node.get("body") or ""),
+        "state": _state(node.get("state")).value,
+        "is_draft": bool(node.get("isDraft")),
+        "labels": [str(n["name"]) for n in _nodes(node.get("labels")) if n.get("name")],
+        "milestone": _map(node.get("milestone")).get("title"),
+        "assignees": [str(n["login"]) for n in _nodes(node.get("assignees")) if n.get("login")],
+        "review_requests": reviewers,
+        "mergeable": mergeable_of(node.get("mergeable")).value,
+        "merge_state_status": node.get("mergeStateStatus"),
+        "review_decision": node.get("reviewDecision"),
+        "checks_state": rollup.get("state"),
+        "checks": checks,
+        "reviews": reviews,
+        "comments": comments,
+        "linked_issues": linked,
+        "auto_merge_enabled": node.get("autoMergeRequest") is not None,
+        "head_committed_at": _iso(parse_time(commit.get("committedDate"))),
+        "additions": int(node.get("additions") or 0),
+        "deletions": int(node.get("deletions") or 0),
+        "changed_files": int(node.get("changedFiles") or 0),
+        "changed_paths": [],
+        "partial": False,
+        "extra": {},
+    }
 
 
 def from_webhook(

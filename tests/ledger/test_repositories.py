@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 from ledger.db import Ledger
 from ledger.repositories import (
+    RepositoryListing,
     get_installation,
     get_repository,
     list_repositories,
@@ -16,9 +17,9 @@ from ledger.repositories import (
     record_config_error,
     record_poll_check,
     record_sweep,
-    set_repository_ignored,
     set_watch_only,
     upsert_installation,
+    upsert_listed_repositories,
     upsert_repository,
 )
 
@@ -122,11 +123,37 @@ async def test_bad_config_keeps_last_valid_and_is_reported_once(ledger: Ledger) 
     )
 
 
+def listing(name: str, *, ignored: bool = False, branch: str = "main") -> RepositoryListing:
+    return RepositoryListing(name, 42, 1000 + len(name), branch, False, True, ignored)
+
+
+async def test_listed_repositories_are_created_updated_and_live_again(ledger: Ledger) -> None:
+    await upsert_installation(ledger, 42, "acme", NOW)
+    await upsert_listed_repositories(ledger, [listing("acme/a"), listing("acme/bb")], NOW)
+    await record_config(ledger, "acme/a", {"mode": "act"}, "sha1", NOW)
+    await mark_repository_removed(ledger, "acme/a", NOW)
+
+    await upsert_listed_repositories(
+        ledger, [listing("acme/a", ignored=True, branch="trunk"), listing("acme/ccc")], LATER
+    )
+    again = await get_repository(ledger, "acme/a")
+    assert again is not None
+    assert (again.ignored, again.default_branch, again.removed_at) == (True, "trunk", None)
+    assert (again.installation_id, again.github_id, again.private) == (42, 1006, True)
+    assert (again.created_at, again.updated_at) == (NOW, LATER)
+    assert again.config == {"mode": "act"}  # what discovery does not list is kept
+    untouched = await get_repository(ledger, "acme/bb")
+    assert untouched is not None and untouched.updated_at == NOW
+    names = [r.full_name for r in await list_repositories(ledger)]
+    assert names == ["acme/a", "acme/bb", "acme/ccc"]
+
+
 async def test_watch_only_and_ignored_flags(ledger: Ledger) -> None:
+    await upsert_installation(ledger, 42, "acme", NOW)
     await upsert_repository(ledger, "acme/widget", NOW)
 
     await set_watch_only(ledger, "acme/widget", True, "3 failed verifications", NOW)
-    await set_repository_ignored(ledger, "acme/widget", True, NOW)
+    await upsert_listed_repositories(ledger, [listing("acme/widget", ignored=True)], NOW)
     demoted = await get_repository(ledger, "acme/widget")
     assert demoted is not None
     assert (demoted.watch_only, demoted.watch_only_reason, demoted.watch_only_since) == (

@@ -14,20 +14,22 @@ from policies.json_codec import canonical_json, dumps_text, loads
 
 # What a snapshot's JSON is made of, and a little more: any text (control characters, non-ASCII,
 # lone surrogates), big integers, int keys.
-leaves = (
-    st.none()
-    | st.booleans()
-    | st.integers(min_value=-(2**70), max_value=2**70)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text()
-)
-values = st.recursive(
-    leaves,
-    lambda inner: (
-        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
-    ),
-    max_leaves=20,
-)
+leaves = st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70) | st.text()
+finite_floats = st.floats(allow_nan=False, allow_infinity=False)
+
+
+def trees(leaf: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    return st.recursive(
+        leaf,
+        lambda inner: (
+            st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+        ),
+        max_leaves=20,
+    )
+
+
+values = trees(leaves)
+values_with_floats = trees(leaves | finite_floats)
 
 
 @settings(max_examples=400)
@@ -39,7 +41,14 @@ def test_canonical_json_is_the_standard_librarys_bytes(value: Any) -> None:
 
 
 @settings(max_examples=300)
-@given(values)
+@given(values_with_floats)
+def test_floats_may_be_written_otherwise_but_read_back_the_same(value: Any) -> None:
+    assert json.loads(canonical_json(value)) == value
+    assert canonical_json(value) == canonical_json(json.loads(json.dumps(value)))
+
+
+@settings(max_examples=300)
+@given(values_with_floats)
 def test_text_reads_back_as_the_same_value(value: Any) -> None:
     text = dumps_text(value)
     assert loads(text) == json.loads(json.dumps(value))

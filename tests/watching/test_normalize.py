@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import random
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +16,7 @@ from policies.normalize import (
     from_graphql,
     from_graphql_repository_page,
     from_webhook,
+    graphql_snapshot_json,
     status_context_outcome,
 )
 from policies.snapshot import (
@@ -177,6 +180,61 @@ def test_graphql_snapshot__survives_json_round_trip() -> None:
     snap = from_graphql("acme/widgets", NODE)
     assert snapshot_from_json(snapshot_to_json(snap)) == snap
     assert snapshot_from_json(snapshot_to_json(snap)).fingerprint() == snap.fingerprint()
+
+
+def test_graphql_json__is_the_snapshots_json_and_the_stored_fingerprint() -> None:
+    # Reconcile stores graphql_snapshot_json without building the snapshot: it must be exactly
+    # what encoding the snapshot gives, key order included (the stored text does not change).
+    encoded = graphql_snapshot_json("acme/widgets", NODE)
+    reference = snapshot_to_json(from_graphql("acme/widgets", NODE))
+    assert encoded == reference and json.dumps(encoded) == json.dumps(reference)
+    # a known value, from the normaliser that built snapshots first and encoded them after:
+    # a change here would make every PR stored in a ledger look changed
+    assert from_graphql("acme/widgets", NODE).fingerprint() == (
+        "d55a66bd981136ea58d5ee31eb89ca433e5431112164855c8a9defdb4e9cf7ab"
+    )
+
+
+ODD_VALUES: list[Any] = [
+    None, "", 0, 7, True, "x", [], {}, [1, {"a": None}], {"nodes": None},
+    {"nodes": [None, 1, {}]}, 1.5, "2026-01-01T00:00:00+02:00", 1_700_000_000,
+    "2026-01-01T00:00:00.123456Z", "not a time", {"login": None},
+    {"__typename": "Bot", "login": "dependabot"},
+]  # fmt: skip
+
+
+def _mutated(value: Any, rng: random.Random) -> Any:
+    """``value`` with some keys dropped, some values swapped for odd ones, some items gone.
+    A node that cannot be normalised must raise what reconcile catches, nothing else."""
+    if isinstance(value, dict):
+        out: dict[str, Any] = {}
+        for key, item in value.items():
+            roll = rng.random()
+            if roll < 0.08:
+                continue
+            out[key] = rng.choice(ODD_VALUES) if roll < 0.2 else _mutated(item, rng)
+        return out
+    if isinstance(value, list):
+        return [_mutated(item, rng) for item in value if rng.random() > 0.1]
+    return value
+
+
+def test_graphql_json__matches_the_snapshot_for_odd_nodes_too() -> None:
+    rng = random.Random(7)
+    normalised = refused = 0
+    for _ in range(3000):
+        node = _mutated(copy.deepcopy(NODE), rng)
+        try:
+            encoded = graphql_snapshot_json("acme/widgets", node)
+        except (NormalizeError, ValueError, TypeError):
+            refused += 1
+            with pytest.raises((NormalizeError, ValueError, TypeError)):
+                from_graphql("acme/widgets", node)
+            continue
+        normalised += 1
+        reference = snapshot_to_json(from_graphql("acme/widgets", node))
+        assert encoded == reference and list(encoded) == list(reference)
+    assert normalised > 500 and refused > 100  # both paths were exercised
 
 
 def test_updated_at_only_change__same_fingerprint() -> None:

@@ -265,13 +265,13 @@ async def test_a_node_read_again_unchanged__not_normalised_unless_the_ledger_mov
     assert before is not None and before.snapshot is not None
 
     normalised: list[int] = []
-    real = bot.reconcile.from_graphql
+    real = bot.reconcile.graphql_snapshot_json
 
     def counting(repository: str, node: Any) -> Any:
         normalised.append(int(node["number"]))
         return real(repository, node)
 
-    monkeypatch.setattr(bot.reconcile, "from_graphql", counting)
+    monkeypatch.setattr(bot.reconcile, "graphql_snapshot_json", counting)
     again = await reconciler.run_cycle(only="acme/big", full=True)
     assert again[0].read == 30 and again[0].changed == [] and normalised == []
 
@@ -306,13 +306,13 @@ def count_normalisations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     import bot.reconcile
 
     normalised: list[int] = []
-    real = bot.reconcile.from_graphql
+    real = bot.reconcile.graphql_snapshot_json
 
     def counting(repository: str, node: Any) -> Any:
         normalised.append(int(node["number"]))
         return real(repository, node)
 
-    monkeypatch.setattr(bot.reconcile, "from_graphql", counting)
+    monkeypatch.setattr(bot.reconcile, "graphql_snapshot_json", counting)
     return normalised
 
 
