@@ -291,6 +291,12 @@ class Reconciler:
     ) -> list[RepoTarget]:
         """Repositories the ledger knows, watched and not removed (only ``only``, or only
         those in ``names``, when given)."""
+        return [target for target, _row in await self._targets_and_rows(only, names)]
+
+    async def _targets_and_rows(
+        self, only: str | None, names: Collection[str] | None
+    ) -> list[tuple[RepoTarget, Repository]]:
+        """:meth:`known_targets`, each with its ledger row as read now (one query for all)."""
         wanted = {n.lower() for n in names} if names is not None else None
         rows = await repositories.list_repositories(self.db)
         paused: dict[int, bool] = {}
@@ -300,7 +306,7 @@ class Reconciler:
                 found is None or found.suspended or found.removed_at is not None
             )
         return [
-            RepoTarget(r.full_name, r.installation_id)
+            (RepoTarget(r.full_name, r.installation_id), r)
             for r in rows
             if r.installation_id is not None
             and not paused.get(r.installation_id, True)
@@ -312,15 +318,20 @@ class Reconciler:
 
     # -- one repository
 
-    async def reconcile_repository(self, target: RepoTarget, *, full: bool = False) -> RepoResult:
+    async def reconcile_repository(
+        self, target: RepoTarget, *, full: bool = False, row: Repository | None = None
+    ) -> RepoResult:
         """One cycle for one repository; never raises for GitHub trouble (it is in the result,
-        and what was not read stays dirty for the next cycle)."""
+        and what was not read stays dirty for the next cycle). ``row``: its ledger row as
+        :meth:`run_cycle` read it at the start of the cycle (read here when not given; only
+        the reconciler writes the poll state it uses)."""
         result = RepoResult(target.full_name, mode="full" if full else "check")
         client = self.app.installation(target.installation_id)
         sent_before = client.requests_sent
         started = self.clock()
         try:
-            row = await repositories.get_repository(self.db, target.full_name)
+            if row is None:
+                row = await repositories.get_repository(self.db, target.full_name)
             # The change check runs before a full sweep too: it stores the validators
             # (ETag / Last-Modified) the next quiet cycle sends.
             changed = await self._cheap_check(client, target, result, row)
@@ -639,7 +650,7 @@ class Reconciler:
         if discover:
             await self.discover()
         results: list[RepoResult] = []
-        for target in await self.known_targets(only, names):
+        for target, row in await self._targets_and_rows(only, names):
             client = self.app.installation(target.installation_id)
             now = self.clock()
             if not client.budget.may_spend("rest", 1, now) or not client.budget.may_spend(
@@ -650,10 +661,6 @@ class Reconciler:
                 skipped.errors.append("rate budget reserve reached")
                 results.append(skipped)
                 continue
-            if callable(full):
-                row = await repositories.get_repository(self.db, target.full_name)
-                wants_full = full(row)
-            else:
-                wants_full = full
-            results.append(await self.reconcile_repository(target, full=wants_full))
+            wants_full = full(row) if callable(full) else full
+            results.append(await self.reconcile_repository(target, full=wants_full, row=row))
         return results
