@@ -430,6 +430,11 @@ class Reconciler:
         seen: set[int] = set()
         cursor: str | None = None
         complete = False
+        if row is None or row.last_checked_at is None:
+            # Never checked before this cycle, so no node of it was ever read (every read
+            # follows a change check): the ledger remembers none. Skips a query per repository
+            # on an installation's first sweep.
+            self._loaded_repositories.add(target.full_name)
         await self._load_known_nodes(target.full_name)
         while True:
             answer = await client.graphql(
