@@ -85,12 +85,16 @@ def parse_time(value: Any) -> datetime | None:
     raise NormalizeError(f"not a timestamp: {value!r}")
 
 
+# Enum members by value: a dict lookup, where calling the enum costs a microsecond or more per
+# value (reconcile reads several per PR).
+_ASSOCIATIONS = {member.value: member for member in AuthorAssociation}
+_MERGEABLE = {member.value: member for member in Mergeable}
+_STATES = {member.value: member for member in PullRequestState}
+
+
 def association(value: Any) -> AuthorAssociation:
     """Unknown or missing associations count as NONE (the least trusted)."""
-    try:
-        return AuthorAssociation(str(value).upper())
-    except ValueError:
-        return AuthorAssociation.NONE
+    return _ASSOCIATIONS.get(str(value).upper(), AuthorAssociation.NONE)
 
 
 def mergeable_of(value: Any) -> Mergeable:
@@ -99,24 +103,22 @@ def mergeable_of(value: Any) -> Mergeable:
         return Mergeable.MERGEABLE
     if value is False:
         return Mergeable.CONFLICTING
-    try:
-        return Mergeable(str(value).upper())
-    except ValueError:
-        return Mergeable.UNKNOWN
+    return _MERGEABLE.get(str(value).upper(), Mergeable.UNKNOWN)
 
 
 # --- helpers ------------------------------------------------------------------------------
 
 
 def _map(value: Any) -> Mapping[str, Any]:
-    return value if isinstance(value, Mapping) else {}
+    # ``type(...) is dict`` first: parsed JSON is dicts, and the Mapping check is an ABC's
+    return value if type(value) is dict or isinstance(value, Mapping) else {}
 
 
 def _nodes(connection: Any) -> list[Mapping[str, Any]]:
     nodes = _map(connection).get("nodes")
     if not isinstance(nodes, list):
         return []
-    return [n for n in nodes if isinstance(n, Mapping)]
+    return [n for n in nodes if type(n) is dict or isinstance(n, Mapping)]
 
 
 def _required(data: Mapping[str, Any], key: str) -> Any:
@@ -166,10 +168,7 @@ def rest_actor(user: Any, assoc: Any = None) -> Actor:
 def _state(value: Any, merged: bool = False) -> PullRequestState:
     if merged:
         return PullRequestState.MERGED
-    try:
-        return PullRequestState(str(value).upper())
-    except ValueError:
-        return PullRequestState.OPEN
+    return _STATES.get(str(value).upper(), PullRequestState.OPEN)
 
 
 def _check_json(node: Mapping[str, Any]) -> dict[str, Any] | None:
