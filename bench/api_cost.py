@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,7 @@ TARGET_FLOOR_RATIO = 1.1
 TARGET_NAIVE_FACTOR = 50
 TARGET_REQUESTS_PER_1000 = 11
 TARGET_CPU_PER_1000 = 0.5
+CPU_RUNS = 3  # reconcile CPU rows: the median of this many runs (full size only)
 TARGET_PEAK_RSS_MB = 200
 TARGET_SIM_LOAD_SECONDS = 5
 TARGET_SIM_RSS_MB = 500
@@ -116,6 +118,17 @@ async def run(workdir: Path, *, small: bool) -> Result:
         dump = workdir / "snapshots.jsonl" if (prs, repos) == sizes[-1] else None
         async with sim_process(workdir, generate, cpus=sim_cpus) as sim:
             worker = await reconcile_in_worker(sim, workdir, tag, dump, worker_cpus)
+            # The CPU rows are the median of CPU_RUNS runs, each a new worker on a new ledger
+            # against the same sim: one run's CPU seconds vary by ~15% on a shared VM.
+            more_runs: list[dict[str, Any]] = []
+            if (prs, repos) == sizes[-1] and not small:
+                for run_number in range(2, CPU_RUNS + 1):
+                    say(f"api_cost: reconcile CPU, run {run_number} of {CPU_RUNS}")
+                    more_runs.append(
+                        await reconcile_in_worker(
+                            sim, workdir, f"{tag}-{run_number}", None, worker_cpus
+                        )
+                    )
             say(f"api_cost: naive baseline on {prs} PRs")
             naive = await naive_in_sim(sim)
             sim_usage = sim.child.usage()
@@ -135,6 +148,10 @@ async def run(workdir: Path, *, small: bool) -> Result:
             "sim_load_peak_rss_mb": sim.load_peak_rss_mb,
             "sim_process_after_run": sim_usage,
             "prsteward": worker,
+            "prsteward_cpu_runs": [
+                {name: p["cpu_seconds"] for name, p in run["phases"].items()}
+                for run in [worker, *more_runs]
+            ],
             "naive": naive,
         }
         per_1000 = 1000 / sim.pulls
@@ -186,28 +203,34 @@ async def run(workdir: Path, *, small: bool) -> Result:
         if (prs, repos) == sizes[-1]:
             for name, what in (
                 ("full", "steady full sweep"),
-                ("full_after_restart", "full sweep after a restart (nothing remembered)"),
+                ("full_after_restart", "full sweep after a restart (nothing in memory)"),
                 ("first", "first sweep (all new)"),
             ):
                 if name not in phases:
                     continue
-                cpu = phases[name]["cpu_seconds"] * per_1000
+                runs = [
+                    run["phases"][name]["cpu_seconds"] * per_1000 for run in [worker, *more_runs]
+                ]
+                cpu = statistics.median(runs)
                 result.row(
                     f"reconcile CPU per 1,000 PRs, {what}, {label}",
                     rounded(cpu, 3),
                     target=f"< {TARGET_CPU_PER_1000} s",
                     ok=below(cpu, TARGET_CPU_PER_1000),
                     unit="s",
-                    note=f"{rounded(phases[name]['cpu_seconds'])} s CPU, "
-                    f"{rounded(phases[name]['wall_seconds'])} s wall",
+                    note=f"median of {len(runs)} runs: "
+                    + ", ".join(str(rounded(r, 3)) for r in runs)
+                    + f"; run 1: {rounded(phases[name]['cpu_seconds'])} s CPU, "
+                    f"{rounded(phases[name]['wall_seconds'])} s wall, "
+                    f"{rounded(phases[name].get('gc_cpu_seconds'), 3)} s in the collector",
                 )
             result.row(
                 f"reconcile peak RSS, {label}",
-                rounded(worker["peak_rss_mb"], 1),
+                rounded(max(run["peak_rss_mb"] for run in [worker, *more_runs]), 1),
                 target=f"< {TARGET_PEAK_RSS_MB} MB",
                 ok=below(worker["peak_rss_mb"], TARGET_PEAK_RSS_MB),
                 unit="MB",
-                note="prsteward's process only (the sim runs in another)",
+                note="prsteward's process only (the sim runs in another); the highest of the runs",
             )
             result.row(
                 f"sim: load a {label} organisation",
