@@ -8,6 +8,7 @@ COPY bot ./bot
 COPY ledger ./ledger
 COPY policies ./policies
 COPY sim ./sim
+COPY demo ./demo
 RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11-slim

@@ -326,9 +326,9 @@ def demo_command(
     """Run prsteward against a local simulated GitHub (no account needed): prints the report and
     serves the dashboard."""
     from bot.dashboard import is_loopback
-    from bot.demo import DemoOptions
-    from bot.demo import main as run_demo
     from bot.settings import fail
+    from demo.loop import DemoOptions
+    from demo.loop import main as run_demo
 
     if not is_loopback(host):
         fail("prsteward: the demo serves its dashboard without a token, so only on loopback")

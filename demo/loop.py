@@ -16,7 +16,7 @@ What runs, in one process (all of it prsteward's real code, against the local si
    escalation housekeeping.
 
 Every part runs on the sim's clock, so "waiting 3 days" on the dashboard is 3 simulated days.
-The bot/ side imports ``sim`` only here, inside the demo.
+This package (``demo/``, beside ``bench/``) runs the sim; prsteward's own packages never import it.
 """
 
 from __future__ import annotations
