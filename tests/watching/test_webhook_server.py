@@ -77,6 +77,9 @@ async def test_signed_pull_request__202_then_pr_in_ledger(
     assert row is not None and row.dirty and row.head_sha == "a" * 40
     observations = await pulls.list_observations(db, "acme/widgets", 5)
     assert [o.delivery_id for o in observations] == ["d-1"]
+    # A worker records its deliveries' outcome after applying them, in a transaction of its own
+    # (Processor._finish): the PR can be in the ledger a moment before the delivery says so.
+    assert await eventually(lambda: _processed(db, "d-1"))
     stored = await inbox.get_delivery(db, "d-1")
     assert stored is not None and stored.state == DeliveryState.PROCESSED
 
