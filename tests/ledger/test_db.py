@@ -6,9 +6,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.dialects import sqlite
 
 from ledger.db import Ledger, LedgerURLError, normalise_url, redacted
 from ledger.models import Installation
+from ledger.types import UTCDateTime
 
 
 @pytest.mark.parametrize(
@@ -69,6 +71,37 @@ async def test_datetimes_come_back_as_the_same_instant_in_utc(ledger: Ledger) ->
     assert stored.created_at == tokyo
     assert stored.created_at.tzinfo == UTC
     assert stored.created_at.hour == 0
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),  # no microseconds: still written
+        datetime(2026, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(9, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # a year below 1000 is padded
+        datetime(2026, 1, 2, 9, 4, 5, 6, tzinfo=timezone(timedelta(hours=9))),
+        datetime(2026, 1, 1, 22, 0, tzinfo=timezone(timedelta(hours=-3))),  # crosses a day
+    ],
+    ids=str,
+)
+def test_sqlite_datetime_text_is_the_dialects_own_format(when: datetime) -> None:
+    # SQLite compares stored datetimes as text: UTCDateTime's one-step writer must give exactly
+    # what SQLAlchemy's SQLite DATETIME writes for the same instant in UTC.
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().bind_processor(dialect)
+    theirs = sqlite.DATETIME().bind_processor(dialect)
+    assert ours is not None and theirs is not None
+    expected = theirs(when.astimezone(UTC).replace(tzinfo=None))
+    assert ours(when) == expected
+    assert ours(when) == expected  # the remembered last value gives the same text
+    other = when + timedelta(microseconds=1)
+    assert ours(other) == theirs(other.astimezone(UTC).replace(tzinfo=None)) != expected
+    assert ours(when) == expected
+    assert ours(None) is None
+    with pytest.raises(ValueError, match="naive datetime"):
+        ours(when.replace(tzinfo=None))
+    with pytest.raises(TypeError, match="expected a datetime"):
+        ours("2026-01-02 03:04:05")
 
 
 async def test_naive_datetime_is_refused(ledger: Ledger) -> None:

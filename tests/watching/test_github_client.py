@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.github import (
     GitHubApp,
+    GitHubError,
     GitHubUnavailable,
     GiveUp,
     RateBudget,
@@ -159,6 +160,50 @@ async def test_installation_token_fetched_once_and_used(private_key: str) -> Non
     assert pulls.calls[0].request.headers["authorization"] == "token ghs_secret"
     app_jwt = tokens.calls[0].request.headers["authorization"].removeprefix("Bearer ")
     assert jwt.decode(app_jwt, options={"verify_signature": False})["iss"] == "42"
+
+
+@respx.mock
+async def test_installation_token_refused__final_error_not_the_requests_answer(
+    private_key: str,
+) -> None:
+    tokens = respx.post(f"{API}/app/installations/7/access_tokens").respond(
+        404, json={"message": "Not Found"}
+    )
+    pulls = respx.get(f"{API}/repos/o/r/pulls").respond(200, json=[])
+    sleeps = Sleeps()
+    with pytest.raises(GitHubError, match="installation token refused: HTTP 404") as caught:
+        await make_app(private_key, sleeps).installation(7).request("GET", "/repos/o/r/pulls")
+    assert caught.value.status == 404
+    assert tokens.call_count == 1 and not pulls.called and sleeps.calls == []
+
+
+@respx.mock
+async def test_installation_token_5xx__retried_then_the_request_goes(private_key: str) -> None:
+    expires = (datetime.now(UTC) + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    tokens = respx.post(f"{API}/app/installations/7/access_tokens").mock(
+        side_effect=[
+            httpx.Response(502),
+            httpx.Response(201, json={"token": "ghs_secret", "expires_at": expires}),
+        ]
+    )
+    pulls = respx.get(f"{API}/repos/o/r/pulls").respond(200, json=[])
+    sleeps = Sleeps()
+    client = make_app(private_key, sleeps).installation(7)
+    response = await client.request("GET", "/repos/o/r/pulls")
+    assert response.status_code == 200 and tokens.call_count == 2 and len(sleeps.calls) == 1
+    assert pulls.calls[0].request.headers["authorization"] == "token ghs_secret"
+
+
+@respx.mock
+async def test_a_cookie_set_by_an_answer_is_never_sent_back(private_key: str) -> None:
+    token_route(respx.mock)
+    route = respx.get(f"{API}/x").respond(
+        200, json={}, headers={"set-cookie": "session=abc; Path=/"}
+    )
+    client = make_app(private_key).installation(7)
+    await client.request("GET", "/x")
+    await client.request("GET", "/x")
+    assert "cookie" not in route.calls[1].request.headers
 
 
 @respx.mock
@@ -312,8 +357,9 @@ class RecordingTransport(httpx.AsyncBaseTransport):
 
 
 async def test_a_finished_request_never_closes_the_shared_pool(private_key: str) -> None:
-    """githubkit closes its per-request client (and so its transport) after each request: the
-    App's pool must survive that, or a request still in flight is cut off (ReadError, retry)."""
+    """The App and each installation have their own client, all on one pool: a client closing
+    (an installation's, or githubkit's own) must not close the pool, or a request still in
+    flight is cut off (ReadError, retry). Only the App closes it."""
     import asyncio
 
     transport = RecordingTransport()
