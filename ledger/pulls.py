@@ -26,7 +26,8 @@ from ledger.models import (
     Repository,
     table_of,
 )
-from ledger.repositories import ensure_repository, sweep_values
+from ledger.repositories import ensure_repository, sweep_values, update_repository_in
+from policies import json_codec
 
 # Rows (or ids) per statement: far below SQLite's and asyncpg's bind-parameter limits.
 _ROWS_PER_STATEMENT = 500
@@ -87,15 +88,20 @@ class SnapshotItem:
 
 
 def _current_values(
-    snapshot: dict[str, Any], fingerprint: str, node_digest: str | None, now: datetime
+    snapshot: dict[str, Any],
+    stored: str,
+    fingerprint: str,
+    node_digest: str | None,
+    now: datetime,
 ) -> dict[str, Any]:
-    """The PR row's columns that follow its snapshot (a changed or new PR). ``node_digest`` is
-    written even when None: a digest belongs to the snapshot it is stored with."""
+    """The PR row's columns that follow its snapshot (a changed or new PR); ``stored``: the
+    snapshot as :class:`~policies.json_codec.EncodedJSON`. ``node_digest`` is written even
+    when None: a digest belongs to the snapshot it is stored with."""
     state = _state_of(snapshot)
     author = snapshot.get("author")
     base_ref = snapshot.get("base_ref")
     return {
-        "snapshot": snapshot,
+        "snapshot": stored,
         "fingerprint": fingerprint,
         "node_digest": node_digest,
         "state": state.value,
@@ -238,6 +244,17 @@ async def record_snapshots(
                 found = encoded[number] = by_number[number].encoded()
             return found
 
+        texts: dict[int, str] = {}
+
+        def text_of(number: int) -> str:
+            """The snapshot's JSON text, made once for the PR row and the observation."""
+            found = texts.get(number)
+            if found is None:
+                found = texts[number] = json_codec.EncodedJSON(
+                    json_codec.dumps_text(snapshot_of(number))
+                )
+            return found
+
         if missing and db.backend == "sqlite":
             # The transaction holds SQLite's write lock (BEGIN IMMEDIATE): nobody else can add
             # these rows meanwhile, so a new PR's row is written once, whole, not inserted bare
@@ -253,6 +270,7 @@ async def record_snapshots(
                         "first_seen_at": now,
                         **_current_values(
                             snapshot_of(number),
+                            text_of(number),
                             by_number[number].fingerprint,
                             by_number[number].node_digest,
                             now,
@@ -298,7 +316,7 @@ async def record_snapshots(
                     redigested.append(
                         {
                             "_id": pull_id,
-                            "v_snapshot": snapshot_of(number),
+                            "v_snapshot": text_of(number),
                             "v_node_digest": item.node_digest,
                             "v_last_observed_at": now,
                         }
@@ -309,7 +327,9 @@ async def record_snapshots(
                 updates.append(
                     {
                         "_id": pull_id,
-                        **_current_values(snapshot, item.fingerprint, item.node_digest, now),
+                        **_current_values(
+                            snapshot, text_of(number), item.fingerprint, item.node_digest, now
+                        ),
                     }
                 )
             changed.append(number)
@@ -321,7 +341,7 @@ async def record_snapshots(
                     "delivery_id": item.delivery_id,
                     "fingerprint": item.fingerprint,
                     "head_sha": snapshot.get("head_sha"),
-                    "snapshot": snapshot,
+                    "snapshot": text_of(number),
                 }
             )
             links.extend(
@@ -419,12 +439,26 @@ def _list_dirty_statement(repository: str | None, limit: int | None) -> Any:
     return statement
 
 
+@functools.cache
+def _repository_dirty_statement() -> Any:
+    """:func:`list_dirty` of one repository, without a limit. Parameters: repository."""
+    return _list_dirty_statement(None, None).where(
+        table_of(Repository).c.full_name == bindparam("repository")
+    )
+
+
 async def list_dirty(
     db: Ledger, repository: str | None = None, limit: int | None = None
 ) -> list[DirtyPull]:
     """Dirty PRs, longest-waiting first; of one repository when given."""
     async with db.read() as session:
-        rows = (await session.execute(_list_dirty_statement(repository, limit))).all()
+        if repository is not None and limit is None:  # the reconciler's: built once
+            result = await session.execute(
+                _repository_dirty_statement(), {"repository": repository}
+            )
+        else:
+            result = await session.execute(_list_dirty_statement(repository, limit))
+        rows = result.all()
     return [DirtyPull(*row) for row in rows]
 
 
@@ -483,13 +517,10 @@ async def finish_read(
                 {"repository": repository, "numbers": wanted, "read_started_at": read_started_at},
             )
         if sweep_ok_at is not None:
-            table = table_of(Repository)
-            await session.execute(
-                update(table)
-                .where(table.c.full_name == repository)
-                .values(**sweep_values(sweep_ok_at, ok=True))
-            )
-        rows = (await session.execute(_list_dirty_statement(repository, None))).all()
+            await update_repository_in(session, repository, **sweep_values(sweep_ok_at, ok=True))
+        rows = (
+            await session.execute(_repository_dirty_statement(), {"repository": repository})
+        ).all()
     return [DirtyPull(*row) for row in rows]
 
 
@@ -521,20 +552,26 @@ async def list_open(db: Ledger, repository: str) -> list[PullRequest]:
         return list((await session.execute(statement)).scalars().all())
 
 
-async def open_numbers(db: Ledger, repository: str) -> list[int]:
-    """Numbers of the repository's open PRs (no snapshots loaded: cheap at 10,000 PRs)."""
+@functools.cache
+def _open_numbers_statement() -> Any:
+    """Parameters: repository."""
     pulls, repositories = table_of(PullRequest).c, table_of(Repository).c
-    statement = (
+    return (
         select(pulls.number)
         .join_from(table_of(PullRequest), table_of(Repository))
         .where(
-            repositories.full_name == repository,
+            repositories.full_name == bindparam("repository"),
             pulls.state == PullRequestStateValue.OPEN.value,
         )
         .order_by(pulls.number)
     )
+
+
+async def open_numbers(db: Ledger, repository: str) -> list[int]:
+    """Numbers of the repository's open PRs (no snapshots loaded: cheap at 10,000 PRs)."""
     async with db.read() as session:
-        return [int(n) for n in (await session.execute(statement)).scalars().all()]
+        result = await session.execute(_open_numbers_statement(), {"repository": repository})
+        return [int(n) for n in result.scalars().all()]
 
 
 async def close_unseen(
@@ -576,15 +613,11 @@ async def close_unseen(
     return sorted(number for _, number in candidates)
 
 
-async def known_nodes(db: Ledger, repository: str) -> dict[int, KnownNode]:
-    """PR number -> :class:`KnownNode`, for the repository's open PRs whose snapshot was
-    recorded with a node digest (one query; the snapshots themselves are not loaded: the few
-    facts are picked out of the JSON by the database). Rows whose facts are missing or odd are
-    left out. Closed PRs are too: sweeps read open PRs, and closed ones pile up over the years.
-
-    The state is the snapshot's, not the row's, as every fact is the node's."""
+@functools.cache
+def _known_nodes_statement() -> Any:
+    """Parameters: repository."""
     pulls, repositories = table_of(PullRequest).c, table_of(Repository).c
-    statement = (
+    return (
         select(
             pulls.number,
             pulls.node_digest,
@@ -595,14 +628,23 @@ async def known_nodes(db: Ledger, repository: str) -> dict[int, KnownNode]:
         )
         .join_from(table_of(PullRequest), table_of(Repository))
         .where(
-            repositories.full_name == repository,
+            repositories.full_name == bindparam("repository"),
             pulls.state == PullRequestStateValue.OPEN.value,
             pulls.node_digest.is_not(None),
             pulls.fingerprint.is_not(None),
         )
     )
+
+
+async def known_nodes(db: Ledger, repository: str) -> dict[int, KnownNode]:
+    """PR number -> :class:`KnownNode`, for the repository's open PRs whose snapshot was
+    recorded with a node digest (one query; the snapshots themselves are not loaded: the few
+    facts are picked out of the JSON by the database). Rows whose facts are missing or odd are
+    left out. Closed PRs are too: sweeps read open PRs, and closed ones pile up over the years.
+
+    The state is the snapshot's, not the row's, as every fact is the node's."""
     async with db.read() as session:
-        rows = (await session.execute(statement)).all()
+        rows = (await session.execute(_known_nodes_statement(), {"repository": repository})).all()
     found: dict[int, KnownNode] = {}
     for number, digest, fingerprint, updated_text, state, mergeable in rows:
         if not all(isinstance(text, str) for text in (updated_text, state, mergeable)):

@@ -37,8 +37,18 @@ def canonical_json(value: Any) -> bytes:
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 
 
+class EncodedJSON(str):
+    """JSON text already made by :func:`dumps_text`, which gives it back as it is: a value
+    stored in two JSON columns (a new PR's row and its first observation) is encoded once."""
+
+    __slots__ = ()
+
+
 def dumps_text(value: Any) -> str:
-    """JSON text of ``value`` (for the ledger's JSON columns): any valid JSON for it will do."""
+    """JSON text of ``value`` (for the ledger's JSON columns): any valid JSON for it will do.
+    An :class:`EncodedJSON` is that text already."""
+    if value.__class__ is EncodedJSON:
+        return str.__str__(value)
     try:
         return orjson.dumps(value, option=_TEXT).decode()
     except (TypeError, orjson.JSONEncodeError):

@@ -10,7 +10,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from policies.json_codec import canonical_json, dumps_text, loads
+from policies.json_codec import EncodedJSON, canonical_json, dumps_text, loads
 
 # What a snapshot's JSON is made of, and a little more: any text (control characters, non-ASCII,
 # lone surrogates), big integers, int keys.
@@ -71,3 +71,12 @@ def test_what_orjson_refuses_is_still_encoded_and_read() -> None:
         canonical_json({"é": "\x00\u2028\ud800"})
         == json.dumps({"é": "\x00\u2028\ud800"}, sort_keys=True, separators=(",", ":")).encode()
     )
+
+
+def test_encoded_json_is_given_back_as_it_is_not_encoded_again() -> None:
+    value = {"title": "a \"quoted\" title", "n": [1, 2]}
+    text = dumps_text(value)
+    again = dumps_text(EncodedJSON(text))
+    assert again == text and type(again) is str  # a plain str, for any driver
+    assert loads(again) == value
+    assert dumps_text("plain text") == '"plain text"'  # a str that is not EncodedJSON is a value
