@@ -74,7 +74,7 @@ def test_what_orjson_refuses_is_still_encoded_and_read() -> None:
 
 
 def test_encoded_json_is_given_back_as_it_is_not_encoded_again() -> None:
-    value = {"title": "a \"quoted\" title", "n": [1, 2]}
+    value = {"title": 'a "quoted" title', "n": [1, 2]}
     text = dumps_text(value)
     again = dumps_text(EncodedJSON(text))
     assert again == text and type(again) is str  # a plain str, for any driver
