@@ -50,7 +50,13 @@ from ledger.models import CandidateOutcome, PullRequest, Repository
 from policies.config import Config
 from policies.history import PullRequestHistory
 from policies.snapshot import PullRequestSnapshot, snapshot_from_json
-from policies.triage import Candidate, CandidateKind, Decision, Suppression, decide
+from policies.triage import (
+    Candidate,
+    CandidateKind,
+    Decision,
+    decide,
+    sticky_text_came_back,
+)
 
 log = logging.getLogger("prsteward.engine")
 
@@ -139,19 +145,6 @@ def already_recorded(past: PullRequestHistory, proposals: list[ledger_candidates
         elif outcome != proposal.outcome:
             return False
     return True
-
-
-def sticky_text_came_back(candidate: Candidate) -> bool:
-    """A status-comment edit the policies call a duplicate only because the same text was shown
-    once before (red -> green -> red -> green at one head). The sticky comment is deduped by the
-    content hash it shows now (``status_candidate``), so the edit is still due. Any other
-    suppression (zombie, paused, partial, cooldown...) still holds: it would have replaced this
-    one (safety suppressions override ``dedupe.key``)."""
-    return (
-        candidate.kind is CandidateKind.STATUS_COMMENT
-        and candidate.suppressed is Suppression.DUPLICATE
-        and candidate.suppressed_rule_id == "dedupe.key"
-    )
 
 
 _LEVELS = {"read": 1, "triage": 1, "write": 2, "maintain": 2, "admin": 3}

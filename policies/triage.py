@@ -641,6 +641,19 @@ def status_candidate(
     ]
 
 
+def sticky_text_came_back(candidate: Candidate) -> bool:
+    """A status-comment edit the policies call a duplicate only because the same text was shown
+    once before (red -> green -> red -> green at one head). The sticky comment is deduped by the
+    content hash it shows now (``status_candidate``), so the edit is still due. Any other
+    suppression (zombie, paused, partial, cooldown...) still holds: it would have replaced this
+    one (safety suppressions override ``dedupe.key``)."""
+    return (
+        candidate.kind is CandidateKind.STATUS_COMMENT
+        and candidate.suppressed is Suppression.DUPLICATE
+        and candidate.suppressed_rule_id == "dedupe.key"
+    )
+
+
 # --- the entry point ----------------------------------------------------------------------------
 
 

@@ -23,6 +23,7 @@ from policies.triage import (
     Suppression,
     content_hash,
     decide,
+    sticky_text_came_back,
 )
 from tests.factories import (
     at,
@@ -696,3 +697,16 @@ def test_sticky_text_that_comes_back_is_shown_again() -> None:
     red_again = only(run(red, at(3), history), CandidateKind.STATUS_COMMENT)
     assert red_again.proposed, red_again.line()
     assert red_again.body == first.body and red_again.key != first.key
+
+
+def test_sticky_text_came_back_only_for_a_status_comment_deduped_by_its_key() -> None:
+    status = Candidate(CandidateKind.STATUS_COMMENT, "o/r#1:status:abc", "status.show", "why")
+    again = status.suppress(Suppression.DUPLICATE, "dedupe.key", "already performed")
+    assert sticky_text_came_back(again)
+    assert not sticky_text_came_back(status)  # not suppressed at all
+    zombie = again.suppress(Suppression.ZOMBIE, "zombie.silent", "zombie", overrides=True)
+    assert not sticky_text_came_back(zombie)  # a safety suppression still holds
+    label = Candidate(CandidateKind.ADD_LABEL, "o/r#1:label:x", "label.rule", "why", label="x")
+    assert not sticky_text_came_back(
+        label.suppress(Suppression.DUPLICATE, "dedupe.key", "already performed")
+    )
