@@ -104,9 +104,9 @@ class Poller:
         self._task = asyncio.create_task(self._lead(), name="poller-leadership")
 
     async def stop(self, timeout: float = 5.0) -> None:
-        """Stop leading: start no new cycle, let a running one finish (up to ``timeout``; the
-        scheduler's shutdown cancels it, logged as a failed job with a traceback), then
-        release the lock."""
+        """Stop leading: start no new cycle, let a running one finish (up to ``timeout``; then
+        the scheduler's shutdown cancels it, logged as a cycle cut short), then release the
+        lock."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -241,8 +241,15 @@ class Poller:
     async def cycle(self) -> list[RepoResult]:
         """One reconciliation cycle (the scheduled job); never raises."""
         self._cycle_task = asyncio.current_task()
-        async with self._reconcile_lock:
-            return await self._cycle()
+        try:
+            async with self._reconcile_lock:
+                return await self._cycle()
+        except asyncio.CancelledError:
+            # Shutting down: stop() gave the cycle its grace period, then the scheduler's
+            # shutdown cancelled it. Each page is its own transaction and what was not read
+            # stays due, so this is no error (the scheduler would log a traceback as one).
+            log.info("reconcile cycle cut short by shutdown: the next cycle resumes")
+            return []
 
     async def _cycle(self) -> list[RepoResult]:
         now = self.clock()

@@ -143,3 +143,30 @@ async def test_poller_runs_cycles_and_sweeps_added_repositories_at_once(
     finally:
         await poller.stop()
     assert not poller.is_leader
+
+
+async def test_stop_during_a_long_cycle__cut_short_quietly_not_an_error(
+    sim_factory: SimFactory, db: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    import asyncio
+    import logging
+
+    sim = await sim_factory(scenario="sim/scenarios/small.yml")
+    app = GitHubApp(app_id=sim.app_id, private_key=sim.private_key_pem, api_url=sim.base_url)
+    poller = Poller(Reconciler(app, db), db, interval=3600, leader_retry=0.1)
+    in_hook = asyncio.Event()
+
+    async def slow_hook(_results: object) -> None:  # an engine still evaluating at shutdown
+        in_hook.set()
+        await asyncio.sleep(3600)
+
+    poller.after_cycle.append(slow_hook)
+    caplog.set_level(logging.INFO)
+    await poller.start()
+    await asyncio.wait_for(in_hook.wait(), 30)
+    await poller.stop(timeout=0.2)
+    await asyncio.sleep(0.1)  # the cancelled job's end is reported on the next loop turns
+    assert not poller.is_leader
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert errors == []
+    assert any("cut short by shutdown" in r.getMessage() for r in caplog.records)
