@@ -1,6 +1,6 @@
-"""JSON encoding and decoding for the hot paths (a sweep encodes every snapshot it reads three
-times and decodes every GraphQL answer): orjson where it gives exactly what the standard
-library gives, the standard library for whatever orjson refuses.
+"""JSON encoding and decoding for the hot paths (a sweep encodes every new snapshot for its
+fingerprint and for the ledger, and decodes every GraphQL answer): orjson where it gives
+exactly what the standard library gives, the standard library for whatever orjson refuses.
 
 Results are the same as ``json`` either way, with two exceptions for floats, which a snapshot's
 JSON does not hold (its numbers are integers): NaN and the infinities, which JSON cannot hold
@@ -26,13 +26,14 @@ def canonical_json(value: Any) -> bytes:
     """``json.dumps(value, sort_keys=True, separators=(",", ":")).encode()``, the same bytes
     (floats aside: see above).
 
-    orjson writes non-ASCII characters as UTF-8 where ``json`` escapes them (``\\u00e9``), so a
-    non-ASCII result, or anything orjson refuses, is made by ``json`` itself."""
+    orjson writes non-ASCII characters as UTF-8 where ``json`` escapes them (``\\u00e9``), and
+    DEL as it is (``json``: ``\\u007f``), so such a result, or anything orjson refuses, is made
+    by ``json`` itself."""
     try:
         encoded = orjson.dumps(value, option=_SORTED)
     except (TypeError, orjson.JSONEncodeError):
         encoded = b"\x80"  # not ASCII: take the standard library's answer
-    if encoded.isascii():
+    if encoded.isascii() and b"\x7f" not in encoded:  # ``json`` escapes DEL too (\u007f)
         return encoded
     return json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
 

@@ -80,3 +80,11 @@ def test_encoded_json_is_given_back_as_it_is_not_encoded_again() -> None:
     assert again == text and type(again) is str  # a plain str, for any driver
     assert loads(again) == value
     assert dumps_text("plain text") == '"plain text"'  # a str that is not EncodedJSON is a value
+
+
+def test_canonical_json_of_every_ascii_character_is_the_standard_librarys() -> None:
+    # Found by the property test above: orjson writes DEL (0x7f) as it is, json escapes it.
+    for code in range(128):
+        value = {"k" + chr(code): "a" + chr(code) + "b"}
+        expected = json.dumps(value, sort_keys=True, separators=(",", ":")).encode()
+        assert canonical_json(value) == expected, code
