@@ -71,7 +71,10 @@ PROFILE_PARTS = {
         "bot/github.py",
         "request",
     ),
-    "githubkit making an HTTP client (per request)": ("githubkit/core.py", "_create_async_client"),
+    "githubkit making an HTTP client (once per installation)": (
+        "githubkit/core.py",
+        "_create_async_client",
+    ),
     "decoding GraphQL answers (httpx Response.json)": ("httpx/_models.py", "json"),
     "reading PR nodes (bot/reconcile.py _read_node: digest, or normalise + fingerprint)": (
         "bot/reconcile.py",

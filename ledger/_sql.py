@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, cast
 
+from sqlalchemy import bindparam, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 
@@ -36,3 +38,21 @@ def model_defaults(model: Any) -> dict[str, Any]:
 def rowcount(result: Any) -> int:
     """Rows matched by an UPDATE or DELETE (``CursorResult.rowcount``)."""
     return int(cast(CursorResult[Any], result).rowcount)
+
+
+@functools.cache
+def update_by_key(table: Any, key: str, columns: tuple[str, ...]) -> Any:
+    """``UPDATE table SET <columns> WHERE <key> = :_key``, built once per shape (SQLAlchemy then
+    only binds values; building it anew on every call cost a sweep a few percent of its CPU).
+    Parameters: ``_key`` and ``v_<column>`` for each of ``columns`` (one dict, or a list of
+    them for an executemany). See :func:`update_parameters`."""
+    return (
+        update(table)
+        .where(table.c[key] == bindparam("_key"))
+        .values({name: bindparam("v_" + name) for name in columns})
+    )
+
+
+def update_parameters(key: Any, values: dict[str, Any]) -> dict[str, Any]:
+    """The parameters of :func:`update_by_key` for one row."""
+    return {"_key": key, **{"v_" + name: value for name, value in values.items()}}

@@ -144,7 +144,8 @@ def _sqlite_begin(connection: Any, statement: str) -> None:
 def make_engine(url: str, **engine_options: Any) -> AsyncEngine:
     """An async engine for ``url`` (normalised by ``normalise_url``), set up for the ledger."""
     normalised = normalise_url(url)
-    # The JSON columns (snapshots, mostly) through orjson: a first sweep writes two per PR.
+    # The JSON columns (snapshots, mostly) through orjson: a first sweep writes two per PR
+    # (its row and its first observation, from one encoding: json_codec.EncodedJSON).
     engine_options.setdefault("json_serializer", json_codec.dumps_text)
     engine_options.setdefault("json_deserializer", json_codec.loads)
     if make_url(normalised).get_backend_name() == "sqlite":

@@ -15,7 +15,14 @@ from typing import Any
 
 from sqlalchemy import bindparam, delete, insert, select, update
 
-from ledger._sql import chunks, model_defaults, rowcount, upsert_insert
+from ledger._sql import (
+    chunks,
+    model_defaults,
+    rowcount,
+    update_by_key,
+    update_parameters,
+    upsert_insert,
+)
 from ledger.db import Ledger
 from ledger.models import (
     Observation,
@@ -296,8 +303,9 @@ async def record_snapshots(
         if db.backend != "sqlite":
             current = await current_rows(numbers, lock=True)
         unchanged_ids: list[int] = []
-        redigested: list[dict[str, Any]] = []  # unchanged fingerprint, another node's digest
-        updates: list[dict[str, Any]] = []
+        # (PR row id, the columns to set), each written by one executemany
+        redigested: list[tuple[int, dict[str, Any]]] = []  # same fingerprint, another digest
+        updates: list[tuple[int, dict[str, Any]]] = []
         observations: list[dict[str, Any]] = []
         links: list[dict[str, Any]] = []
         dirty_ids: list[int] = []
@@ -314,23 +322,25 @@ async def record_snapshots(
                     unchanged_ids.append(pull_id)  # the steady state: nothing else to write
                 else:
                     redigested.append(
-                        {
-                            "_id": pull_id,
-                            "v_snapshot": text_of(number),
-                            "v_node_digest": item.node_digest,
-                            "v_last_observed_at": now,
-                        }
+                        (
+                            pull_id,
+                            {
+                                "snapshot": text_of(number),
+                                "node_digest": item.node_digest,
+                                "last_observed_at": now,
+                            },
+                        )
                     )
                 continue
             snapshot = snapshot_of(number)
             if number not in fresh:
                 updates.append(
-                    {
-                        "_id": pull_id,
-                        **_current_values(
+                    (
+                        pull_id,
+                        _current_values(
                             snapshot, text_of(number), item.fingerprint, item.node_digest, now
                         ),
-                    }
+                    )
                 )
             changed.append(number)
             observations.append(
@@ -350,30 +360,15 @@ async def record_snapshots(
             )
         for id_part in chunks(unchanged_ids, _ROWS_PER_STATEMENT):
             await session.execute(_observed_statement(), {"ids": id_part, "observed_at": now})
-        if redigested:
-            # executemany of one cached statement, like the updates below
-            await session.execute(
-                update(pr_table)
-                .where(columns.id == bindparam("_id"))
-                .values(
-                    snapshot=bindparam("v_snapshot"),
-                    node_digest=bindparam("v_node_digest"),
-                    last_observed_at=bindparam("v_last_observed_at"),
-                ),
-                redigested,
-            )
+        for rows in (redigested, updates):
+            if rows:  # every row sets the same columns: one statement, built once
+                await session.execute(
+                    update_by_key(pr_table, "id", tuple(rows[0][1])),
+                    [update_parameters(pull_id, values) for pull_id, values in rows],
+                )
         link_table = table_of(PullRequestIssue)
         if updates:
-            statement = (
-                update(pr_table)
-                .where(columns.id == bindparam("_id"))
-                .values({name: bindparam("v_" + name) for name in updates[0] if name != "_id"})
-            )
-            await session.execute(
-                statement,
-                [{("v_" + k if k != "_id" else k): v for k, v in u.items()} for u in updates],
-            )
-            changed_ids = [u["_id"] for u in updates]  # (a fresh row has no links yet)
+            changed_ids = [pull_id for pull_id, _ in updates]  # (a fresh row has no links yet)
             for id_part in chunks(changed_ids, _ROWS_PER_STATEMENT):
                 await session.execute(
                     delete(link_table).where(link_table.c.pull_request_id.in_(id_part))

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger._sql import model_defaults, rowcount, upsert_insert
+from ledger._sql import model_defaults, rowcount, update_by_key, update_parameters, upsert_insert
 from ledger.db import Ledger
 from ledger.models import Installation, Repository, table_of
 
@@ -109,23 +109,12 @@ def _repository_id_statement() -> Any:
     return select(table.c.id).where(table.c.full_name == bindparam("full_name"))
 
 
-@functools.cache
-def _update_repository_statement(columns: tuple[str, ...]) -> Any:
-    """Parameters: _full_name and ``v_<column>`` for each of ``columns``."""
-    table = table_of(Repository)
-    return (
-        update(table)
-        .where(table.c.full_name == bindparam("_full_name"))
-        .values({name: bindparam("v_" + name) for name in columns})
-    )
-
-
 async def update_repository_in(session: AsyncSession, full_name: str, **values: Any) -> bool:
     """Set these columns of the repository named ``full_name``, inside the caller's
     transaction; returns whether it exists."""
-    statement = _update_repository_statement(tuple(sorted(values)))
-    parameters = {"_full_name": full_name, **{"v_" + k: v for k, v in values.items()}}
-    return rowcount(await session.execute(statement, parameters)) > 0
+    statement = update_by_key(table_of(Repository), "full_name", tuple(sorted(values)))
+    result = await session.execute(statement, update_parameters(full_name, values))
+    return rowcount(result) > 0
 
 
 @dataclass(frozen=True, slots=True)

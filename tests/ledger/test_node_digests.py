@@ -23,24 +23,7 @@ from ledger.pulls import (
     record_snapshot,
     record_snapshots,
 )
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-REPO = "acme/widget"
-
-
-def snapshot(number: int = 7, **fields: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "repository": REPO,
-        "number": number,
-        "title": "Fix the widget",
-        "state": "OPEN",
-        "mergeable": "MERGEABLE",
-        "updated_at": "2026-11-23T11:00:00+00:00",
-        "head_sha": "a" * 40,
-        "labels": [],
-    }
-    values.update(fields)
-    return values
+from tests.ledger.helpers import NOW, REPO, snapshot
 
 
 async def poll(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from ledger.db import Ledger
@@ -19,23 +19,7 @@ from ledger.pulls import (
     record_snapshot,
 )
 from ledger.repositories import get_repository
-
-NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
-REPO = "acme/widget"
-
-
-def snapshot(number: int = 7, **fields: Any) -> dict[str, Any]:
-    values: dict[str, Any] = {
-        "repository": REPO,
-        "number": number,
-        "title": "Fix the widget",
-        "state": "OPEN",
-        "head_sha": "a" * 40,
-        "author": {"login": "dev", "is_bot": False, "association": "CONTRIBUTOR"},
-        "labels": [],
-    }
-    values.update(fields)
-    return values
+from tests.ledger.helpers import NOW, REPO, snapshot
 
 
 async def record(

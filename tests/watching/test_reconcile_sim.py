@@ -316,13 +316,20 @@ def count_normalisations(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return normalised
 
 
+async def swept_once(sim_factory: SimFactory, db: Ledger) -> Any:
+    """A sim with 30 open PRs in acme/big, discovered and swept once into ``db`` by a
+    reconciler that is then dropped (what a new one finds after a restart)."""
+    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
+    first = Reconciler(app_for(server), db)
+    await first.discover()
+    await first.run_cycle(only="acme/big")
+    return server
+
+
 async def test_a_new_reconciler_on_a_warm_ledger__normalises_only_the_changed_node(
     sim_factory: SimFactory, any_db: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
-    first = Reconciler(app_for(server), any_db)
-    await first.discover()
-    await first.run_cycle(only="acme/big")
+    server = await swept_once(sim_factory, any_db)
     assert len(await pulls.known_nodes(any_db, "acme/big")) == 30
     await server.control.event("label", repo="acme/big", pr=3, name="bug")
     normalised = count_normalisations(monkeypatch)
@@ -349,10 +356,7 @@ async def test_a_new_reconciler__dirty_reads_and_incremental_sweeps_use_the_ledg
 ) -> None:
     from datetime import UTC, datetime
 
-    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
-    first = Reconciler(app_for(server), db)
-    await first.discover()
-    await first.run_cycle(only="acme/big")
+    server = await swept_once(sim_factory, db)
     normalised = count_normalisations(monkeypatch)
 
     # A webhook marked #4 dirty, though its node did not change: read by number, not normalised.
@@ -375,10 +379,7 @@ async def test_a_new_reconciler__a_node_whose_row_a_webhook_overwrote_is_recorde
 
     from ledger.models import ObservationSource
 
-    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
-    first = Reconciler(app_for(server), db)
-    await first.discover()
-    await first.run_cycle(only="acme/big")
+    server = await swept_once(sim_factory, db)
     before = await pulls.get_pull(db, "acme/big", 3)
     assert before is not None and before.snapshot is not None and before.node_digest
     partial = {**before.snapshot, "title": "from a webhook", "partial": True}
@@ -409,10 +410,7 @@ async def test_a_new_reconciler__distrusts_digests_of_another_normaliser_or_snap
     import bot.reconcile
     from ledger.models import PullRequest, table_of
 
-    server = await sim_factory(scenario=big_scenario(open_count=30, closed_count=0))
-    first = Reconciler(app_for(server), db)
-    await first.discover()
-    await first.run_cycle(only="acme/big")
+    server = await swept_once(sim_factory, db)
     # An older release (which does not know node_digest) rewrote #5's snapshot: the stored
     # digest stays, the fingerprint it was bound to does not.
     before = await pulls.get_pull(db, "acme/big", 5)
